@@ -1,0 +1,55 @@
+"""The one Settings object: the only place that reads the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+
+
+def _default_cache_dir() -> Path:
+    # XDG-style user cache: the converted model is ~470 MB and must live outside the repository.
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "de06qa"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. Build with `Settings.from_env()`; override with `.with_(...)`."""
+
+    seeds_dir: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    model: str = DEFAULT_MODEL
+    # Chunking: sentence-aware windows of at most `chunk_chars` characters, overlapping by
+    # `chunk_overlap` sentences. ~450 chars keeps passages readable (the brief caps the mean at 600).
+    chunk_chars: int = 450
+    chunk_overlap: int = 1
+    # Dense index type: "flat" (exact, default) or "hnsw" (approximate, for large corpora).
+    faiss_index: str = "flat"
+    embed_batch_size: int = 32
+    k: int = 5
+    max_query_chars: int = 1000
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        s = cls()
+        updates: dict[str, object] = {}
+        if v := env.get("DE06QA_SEEDS_DIR"):
+            updates["seeds_dir"] = Path(v)
+        if v := env.get("DE06QA_INDEX_DIR"):
+            updates["index_dir"] = Path(v)
+        if v := env.get("DE06QA_CACHE_DIR"):
+            updates["cache_dir"] = Path(v)
+        if v := env.get("DE06QA_MODEL"):
+            updates["model"] = v
+        if v := env.get("DE06QA_FAISS_INDEX"):
+            updates["faiss_index"] = v
+        return replace(s, **updates)  # type: ignore[arg-type]
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields replaced (None values are ignored, handy for CLI options)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]

@@ -1,0 +1,45 @@
+"""Frozen dataclasses passed between modules. Offsets are character offsets into `Article.text`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Span:
+    """A piece of the document text: `text == article.text[start:end]`."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Article:
+    doc_id: str
+    source: str  # path as given to ingest, e.g. "seeds/002_….txt"
+    title: str
+    text: str  # cleaned NFC text; every offset in the system points into it
+    date: str | None = None  # ISO yyyy-mm-dd
+    provinces: tuple[str, ...] = ()  # provinces the article is about (pre-2025 names)
+    provinces_2025: tuple[str, ...] = ()  # the same, as named after the 2025 mergers
+    content_hash: str = ""
+    dropped_lines: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str  # "<doc_id>#<n>", stable across rebuilds of unchanged text
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    words: tuple[str, ...]  # underthesea words, tone-normalised, lowercased, syllables joined by "_"
+    folded: tuple[str, ...]  # accent-folded syllables
+    sentences: tuple[Span, ...]  # sentence spans inside the chunk (document offsets)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str

@@ -1,0 +1,126 @@
+"""Vietnamese text: NFC, tone-mark unification, accent folding, segmentation with offsets.
+
+The only module that imports underthesea. Every function that returns pieces of text returns
+`Span`s whose offsets point into the string it was given, so highlights land on the original text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from underthesea import sent_tokenize, word_tokenize
+
+from de06qa.documents import Span
+
+SEGMENTER = "underthesea-word_tokenize"
+
+_TONES = "\u0300\u0301\u0303\u0309\u0323"  # grave, acute, tilde, hook above, dot below
+_MARKS = "\u0300-\u036f"
+# Old-style ("hóa", "thủy") and new-style ("hoá", "thuỷ") tone placement both occur, sometimes in one
+# article. We unify to the old style, which is the commoner one in news text: in an open syllable
+# ending in oa/oe/uy the tone moves to the first vowel. "qu" is a consonant, so "quý" is left alone.
+_NEW_STYLE = re.compile(
+    rf"(?<![qQ])([oO])([aAeE])([{_TONES}])(?![\w{_MARKS}])|(?<![qQ])([uU])([yY])([{_TONES}])(?![\w{_MARKS}])"
+)
+
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _move_tone(m: re.Match[str]) -> str:
+    if m.group(1):
+        return m.group(1) + m.group(3) + m.group(2)
+    return m.group(4) + m.group(6) + m.group(5)
+
+
+def unify_tones(text: str) -> str:
+    """NFC text with tone marks placed old-style. Same length as its NFC input, so offsets carry over."""
+    return nfc(_NEW_STYLE.sub(_move_tone, unicodedata.normalize("NFD", text)))
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    if ch in "đĐ":
+        return "d" if ch == "đ" else "D"
+    base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+    return base if len(base) == 1 else ch
+
+
+def fold(text: str) -> str:
+    """Strip diacritics (đ→d) character by character: the result has the input's length."""
+    return "".join(_fold_char(c) for c in nfc(text))
+
+
+def has_diacritics(text: str) -> bool:
+    return fold(text) != nfc(text)
+
+
+def normalise(text: str) -> str:
+    """The matching form of a piece of text: NFC, unified tone marks, lower case."""
+    return unify_tones(text).lower()
+
+
+def _align(text: str, pieces: list[str], base: int = 0) -> list[Span]:
+    """Locate each piece in `text` in order; pieces are compared whitespace-insensitively."""
+    spans: list[Span] = []
+    cursor = 0
+    for piece in pieces:
+        parts = piece.split()
+        if not parts:
+            continue
+        first = text.find(parts[0], cursor)
+        if first < 0:
+            continue  # the segmenter rewrote this piece; skip it rather than guess an offset
+        end = first + len(parts[0])
+        ok = True
+        for part in parts[1:]:
+            nxt = text.find(part, end)
+            if nxt < 0 or text[end:nxt].strip():
+                ok = False
+                break
+            end = nxt + len(part)
+        if not ok:
+            continue
+        spans.append(Span(base + first, base + end, text[first:end]))
+        cursor = end
+    return spans
+
+
+def sentences(text: str) -> list[Span]:
+    """Sentence spans. Lines (paragraphs, headlines, captions) never share a sentence."""
+    out: list[Span] = []
+    pos = 0
+    for line in text.split("\n"):
+        if line.strip():
+            out.extend(_align(line, sent_tokenize(line), base=pos))
+        pos += len(line) + 1
+    return out
+
+
+def words(text: str, base: int = 0) -> list[Span]:
+    """underthesea word spans (a word may span several syllables: "Hà Giang")."""
+    out: list[Span] = []
+    pos = 0
+    for line in text.split("\n"):
+        if line.strip():
+            out.extend(_align(line, word_tokenize(line), base=base + pos))
+        pos += len(line) + 1
+    return out
+
+
+_TOKEN_CHARS = re.compile(r"\w", re.UNICODE)
+_SYLLABLE = re.compile(r"[\w]+(?:[.,/][\w]+)*", re.UNICODE)
+
+
+def word_terms(spans: list[Span]) -> list[str]:
+    """Index terms from word spans: normalised, syllables joined by "_", punctuation dropped."""
+    return ["_".join(normalise(s.text).split()) for s in spans if _TOKEN_CHARS.search(s.text)]
+
+
+def folded_terms(text: str) -> list[str]:
+    """Accent-folded syllables plus adjacent-syllable bigrams ("ha", "giang", "ha_giang")."""
+    syl = [fold(m.group()).lower() for m in _SYLLABLE.finditer(nfc(text))]
+    return syl + [f"{a}_{b}" for a, b in zip(syl, syl[1:])]
