@@ -1,0 +1,61 @@
+"""Dense vector search. The only module that imports faiss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from de06qa.errors import IndexDamaged
+
+INDEX_FILE = "vectors.faiss"
+
+
+class DenseIndex:
+    """Inner-product search over L2-normalised float32 vectors; row i is chunk i of the store."""
+
+    def __init__(self, index: faiss.Index) -> None:
+        self._index = index
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32) -> DenseIndex:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dim = vectors.shape[1]
+        if kind == "flat":
+            index: faiss.Index = faiss.IndexFlatIP(dim)
+        elif kind == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 200
+            index.hnsw.efSearch = 128
+        else:
+            raise ValueError(f"unknown FAISS index kind {kind!r}; use 'flat' or 'hnsw'")
+        index.add(vectors)
+        return cls(index)
+
+    @property
+    def size(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self._index.d)
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """Top-k (row, score) per query. FAISS pads with id -1 when k exceeds the index; dropped."""
+        if self.size == 0:
+            return [[] for _ in range(len(queries))]
+        scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, self.size))
+        return [[(int(i), float(s)) for i, s in zip(row_i, row_s) if i >= 0] for row_i, row_s in zip(ids, scores)]
+
+    def save(self, folder: Path) -> None:
+        faiss.write_index(self._index, str(folder / INDEX_FILE))
+
+    @classmethod
+    def load(cls, folder: Path) -> DenseIndex:
+        try:
+            return cls(faiss.read_index(str(folder / INDEX_FILE)))
+        except RuntimeError as e:  # faiss reports truncated/missing files as RuntimeError
+            raise IndexDamaged(
+                f"{folder / INDEX_FILE} is missing or damaged; rebuild with: de06qa index --rebuild"
+            ) from e

@@ -1,0 +1,59 @@
+"""BM25 over two fields: underthesea words (accented, tone-unified) and accent-folded syllables.
+
+A question with diacritics matches both fields on a true match but only the folded field on a
+folded coincidence (dê/dế), so the accented match wins; a question typed without diacritics still
+finds its words through the folded field.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+from de06qa.errors import IndexDamaged
+
+FIELDS = ("words", "folded")
+
+
+def _bm25(docs: list[list[str]]) -> bm25s.BM25:
+    model = bm25s.BM25()
+    # bm25s drops empty documents' rows unless they hold a token; "" keeps row ids aligned.
+    model.index([d or [""] for d in docs], show_progress=False)
+    return model
+
+
+class LexicalIndex:
+    def __init__(self, fields: dict[str, bm25s.BM25]) -> None:
+        self._fields = fields
+        self._vocab = {name: set(m.vocab_dict) for name, m in fields.items()}
+
+    @classmethod
+    def build(cls, words: list[list[str]], folded: list[list[str]]) -> LexicalIndex:
+        return cls({"words": _bm25(words), "folded": _bm25(folded)})
+
+    def scores(self, field: str, terms: list[str]) -> np.ndarray:
+        """BM25 score of every document for `terms` (terms absent from the corpus are ignored)."""
+        model = self._fields[field]
+        known = [t for t in terms if t in self._vocab[field] and t]
+        if not known:
+            return np.zeros(int(model.scores["num_docs"]), dtype=np.float32)
+        return np.asarray(model.get_scores(known), dtype=np.float32)
+
+    def save(self, folder: Path) -> None:
+        for name, model in self._fields.items():
+            model.save(str(folder / f"bm25_{name}"), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        logging.getLogger("bm25s").setLevel(logging.ERROR)
+        fields = {}
+        for name in FIELDS:
+            path = folder / f"bm25_{name}"
+            try:
+                fields[name] = bm25s.BM25.load(str(path), show_progress=False)
+            except (OSError, ValueError, KeyError) as e:
+                raise IndexDamaged(f"{path} is missing or damaged; rebuild with: de06qa index --rebuild") from e
+        return cls(fields)
