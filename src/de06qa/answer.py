@@ -32,14 +32,14 @@ class Answer:
 
 
 _NUM = r"\d+(?:[.,]\d+)*"
-_SCALE = r"(?:\s(?:triệu|tỷ|tỉ|nghìn|ngàn|trăm))?"
+_SCALE = r"(?:\s(?:triệu|tỷ|tỉ|nghìn|ngàn|trăm)(?!\w))?"
 PATTERNS: dict[str, re.Pattern[str]] = {
     "percent": re.compile(rf"{_NUM}\s?%"),
     "rank": re.compile(rf"(?<![\d/]){_NUM}/{_NUM}(?![\d/])"),
     "money": re.compile(rf"{_NUM}{_SCALE}\s(?:đồng|USD|VND|VNĐ|đô la)"),
     "date": re.compile(r"(?<![\d/])\d{1,2}[/.]\d{1,2}[/.]\d{4}(?![\d/])|(?<![\d/])\d{1,2}/\d{4}(?![\d/])"),
     "duration": re.compile(rf"{_NUM}\s(?:ngày|tháng|năm|giờ|tuần)(?!\s\d)"),
-    "count": re.compile(rf"(?<![\d/.,]){_NUM}(?:/\s?{_NUM})?{_SCALE}(?![\d/%])"),
+    "count": re.compile(rf"(?<![\d/.,]){_NUM}(?:/\s?{_NUM})?{_SCALE}(?![\d/%]|[.,]\d|\s?%)"),
 }
 # Which pattern answers which kind of question, in order of preference.
 KIND_PATTERNS: dict[str, tuple[str, ...]] = {
@@ -137,12 +137,14 @@ def locate(sentence: str, question: str, kind: str | None) -> tuple[int, int] | 
         return None
     terms = set(content_terms(question))
     folded = fold(sentence).lower()
-    hits = [m.start() for m in re.finditer(r"\w+", folded) if m.group() in terms]
+    # A number the question itself names ("năm 2022") pins the answer down more than a common word.
+    hits = [(m.start(), 3.0 if m.group().isdigit() else 1.0)
+            for m in re.finditer(r"\w+", folded) if m.group() in terms]
     if not hits:
         return cands[0].span()
 
     def closeness(m: re.Match[str]) -> float:
-        return sum(math.exp(-min(abs(h - m.start()), abs(h - m.end())) / 25.0) for h in hits)
+        return sum(w * math.exp(-min(abs(h - m.start()), abs(h - m.end())) / 25.0) for h, w in hits)
 
     return max(cands, key=closeness).span()
 

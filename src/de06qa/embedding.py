@@ -86,7 +86,7 @@ class SentenceTransformerEmbedder:
                 f"cannot load model {settings.model!r} offline ({type(e).__name__}); give a local "
                 "sentence-transformers folder in DE06QA_MODEL or use the default model"
             ) from e
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        self.dim = int(self._model.get_embedding_dimension() or 0)
         self.batch_size = settings.embed_batch_size
 
     def _prepare(self, texts: list[str], prefix: str) -> list[str]:

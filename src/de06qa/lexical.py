@@ -16,6 +16,8 @@ import numpy as np
 from de06qa.errors import IndexDamaged
 
 FIELDS = ("words", "folded")
+# bm25s sets its logger to DEBUG on import and prints "Building index from tokens" on every build.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 def _bm25(docs: list[list[str]]) -> bm25s.BM25:
@@ -42,13 +44,15 @@ class LexicalIndex:
             return np.zeros(int(model.scores["num_docs"]), dtype=np.float32)
         return np.asarray(model.get_scores(known), dtype=np.float32)
 
+    def knows(self, field: str, term: str) -> bool:
+        return term in self._vocab[field]
+
     def save(self, folder: Path) -> None:
         for name, model in self._fields.items():
             model.save(str(folder / f"bm25_{name}"), show_progress=False)
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
-        logging.getLogger("bm25s").setLevel(logging.ERROR)
         fields = {}
         for name in FIELDS:
             path = folder / f"bm25_{name}"

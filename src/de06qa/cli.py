@@ -1,0 +1,209 @@
+"""The `de06qa` command: index, ask (one question, a file of questions, or a prompt), serve, eval."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.padding import Padding
+from rich.text import Text
+
+from de06qa.config import Settings
+from de06qa.errors import De06qaError, IndexMissing
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Question answering over Vietnamese news about Đề án 06.",
+)
+# Wrap at the terminal's width, 80 columns when output is not a terminal.
+out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 80)
+err = Console(stderr=True, highlight=False)
+
+IndexDirOpt = Annotated[
+    Optional[Path], typer.Option("--index-dir", help="Index folder [env DE06QA_INDEX_DIR; default index/]")
+]
+
+
+def _quiet_libraries() -> None:
+    # The libraries' own progress bars and warnings are noise for a CLI user.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    for name in ("bm25s", "sentence_transformers", "transformers", "faiss"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _settings(index_dir: Path | None) -> Settings:
+    return Settings.from_env().with_(index_dir=index_dir)
+
+
+def _build(settings: Settings, source: Path) -> None:
+    from de06qa.embedding import SentenceTransformerEmbedder
+    from de06qa.indexing import build_index
+
+    embedder = SentenceTransformerEmbedder(settings)
+    summary = build_index(settings, source, embedder, progress=sys.stderr.isatty())
+    err.print(
+        f"Indexed {summary.documents} documents into {summary.chunks} chunks "
+        f"({summary.sentences} sentences) in {summary.seconds:.1f} s -> {summary.index_dir}"
+    )
+    for s in summary.skipped:
+        err.print(f"  skipped {s.path}: {s.reason}")
+
+
+@app.command()
+def index(
+    path: Annotated[Optional[Path], typer.Argument(help="Folder of .txt articles [default: seeds/]")] = None,
+    index_dir: IndexDirOpt = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild everything from scratch")] = False,
+) -> None:
+    """Build the index from a folder of articles.
+
+    Example: de06qa index seeds --index-dir index
+    """
+    settings = _settings(index_dir)
+    _build(settings, path or settings.seeds_dir)
+
+
+def _open(settings: Settings):  # type: ignore[no-untyped-def]
+    from de06qa.search import open_searcher
+
+    try:
+        return open_searcher(settings)
+    except IndexMissing:
+        if not settings.seeds_dir.is_dir():
+            raise
+        err.print(f"No index in {settings.index_dir} yet: building it from {settings.seeds_dir}/ (once).")
+        _build(settings, settings.seeds_dir)
+        return open_searcher(settings)
+
+
+def _print_result(d: dict, width: int = 80) -> None:  # type: ignore[type-arg]
+    a = d["answer"]
+    if a:
+        sentence = Text(a["sentence"])
+        off = a["start"] - a["sentence_start"]
+        sentence.stylize("bold black on yellow", off, off + len(a["text"]))
+        out.print(Text.assemble(("Answer: ", "bold green"), (a["text"], "bold"),
+                                f"  (confidence {d['confidence']:.2f})"))
+        out.print(sentence)
+    else:
+        out.print(Text.assemble(("No answer in the indexed articles", "bold red"),
+                                f" (confidence {d['confidence']:.2f}); closest passages:"))
+    for r in d["results"]:
+        out.print()
+        head = Text.assemble((f"[{r['rank']}] ", "bold cyan"), (r["title"], "bold"))
+        out.print(head)
+        cite = f"    {r['source']} · chars {r['start']}–{r['end']}"
+        if r["date"]:
+            cite = f"    {r['date']} · " + cite.strip()
+        out.print(Text(cite, style="dim"))
+        body = Text(r["text"].replace("\n", " "))
+        if a and a["doc_id"] == r["doc_id"] and r["start"] <= a["start"] and a["end"] <= r["end"]:
+            o = a["start"] - r["start"]
+            body.stylize("bold black on yellow", o, o + len(a["text"]))
+        out.print(Padding(body, (0, 0, 0, 4)))
+
+
+@app.command()
+def ask(
+    question: Annotated[Optional[str], typer.Argument(help="The question; omit it for an interactive prompt")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=50, help="Passages to return")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the search JSON (JSON Lines with --file)")] = False,
+    file: Annotated[Optional[str], typer.Option("--file", help="One question per line; '-' reads stdin")] = None,
+    index_dir: IndexDirOpt = None,
+) -> None:
+    """Answer a question over the indexed articles.
+
+    Examples:
+      de06qa ask "Hà Giang có bao nhiêu dịch vụ công toàn trình?"
+      de06qa ask --json --file questions.txt
+      de06qa ask            (interactive prompt; exit or Ctrl-D to leave)
+    """
+    settings = _settings(index_dir)
+    searcher = _open(settings)
+
+    def answer(q: str) -> None:
+        d = searcher.search(q, k).to_dict()
+        if as_json:
+            out.file.write(json.dumps(d, ensure_ascii=False) + "\n")
+            out.file.flush()
+        else:
+            _print_result(d)
+
+    if file is not None:
+        stream = sys.stdin if file == "-" else _open_text(Path(file))
+        for line in stream:
+            if line.strip():
+                answer(line)
+        return
+    if question is not None:
+        answer(question)
+        return
+    if not sys.stdin.isatty():
+        for line in sys.stdin:
+            if line.strip():
+                answer(line)
+        return
+    _prompt(answer)
+
+
+def _open_text(path: Path):  # type: ignore[no-untyped-def]
+    try:
+        return path.open(encoding="utf-8")
+    except OSError as e:
+        raise De06qaError(f"cannot read {path} ({e.strerror}); give a UTF-8 file, one question per line") from e
+
+
+def _prompt(answer) -> None:  # type: ignore[no-untyped-def]
+    import readline  # noqa: F401  (line editing and history for input())
+
+    hist = Settings.from_env().cache_dir / "history"
+    try:
+        hist.parent.mkdir(parents=True, exist_ok=True)
+        if hist.exists():
+            readline.read_history_file(hist)
+    except OSError:
+        pass
+    err.print("Ask a question about Đề án 06 (exit or Ctrl-D to leave).")
+    while True:
+        try:
+            q = input("câu hỏi> ")
+        except (EOFError, KeyboardInterrupt):
+            err.print()
+            break
+        if q.strip().lower() in {"exit", "quit", "thoát"}:
+            break
+        if not q.strip():
+            continue
+        try:
+            answer(q)
+        except De06qaError as e:
+            err.print(f"error: {e}")
+        out.print()
+    try:
+        readline.write_history_file(hist)
+    except OSError:
+        pass
+
+
+def main() -> None:
+    _quiet_libraries()
+    try:
+        app()
+    except De06qaError as e:
+        err.print(f"error: {e}", soft_wrap=True)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

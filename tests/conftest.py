@@ -1,0 +1,76 @@
+"""Shared fixtures. Unit tests use a tiny deterministic fake embedder; integration tests (marked
+slow) use the real default model, converted once per session into a temporary cache."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from de06qa.config import Settings
+from de06qa.embedding import E5, Profile
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+
+
+class FakeEmbedder:
+    """Bag-of-syllables hashed into 64 dims: deterministic, fast, and similar texts stay similar."""
+
+    model_id = "fake/hash-64"
+    dim = 64
+    profile: Profile = E5
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, np.float32)
+        for tok in text.lower().split():
+            v[int(hashlib.md5(tok.encode()).hexdigest(), 16) % self.dim] += 1.0
+        n = np.linalg.norm(v)
+        return v / n if n else v
+
+    def embed_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self.embed_passages(texts)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def seeds_copy(tmp_path: Path) -> Path:
+    dst = tmp_path / "seeds"
+    shutil.copytree(SEEDS, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def real_settings(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(cache_dir=model_cache, index_dir=tmp_path_factory.mktemp("index") / "idx", seeds_dir=SEEDS)
+
+
+@pytest.fixture(scope="session")
+def real_embedder(real_settings: Settings):  # type: ignore[no-untyped-def]
+    from de06qa.embedding import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(real_settings)
+
+
+@pytest.fixture(scope="session")
+def real_searcher(real_settings: Settings, real_embedder):  # type: ignore[no-untyped-def]
+    from de06qa.indexing import build_index
+    from de06qa.search import Searcher
+
+    build_index(real_settings, SEEDS, real_embedder)
+    return Searcher.open(real_settings, real_embedder)

@@ -1,0 +1,63 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from de06qa import store
+from de06qa.config import Settings
+from de06qa.dense import DenseIndex
+from de06qa.errors import IndexDamaged, IndexIncompatible, IndexMissing
+from de06qa.indexing import build_index, model_info
+from de06qa.search import Searcher
+
+
+def _unit(n, d, seed=0):
+    v = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_flat_search_drops_minus_one_when_k_exceeds_size(tmp_path: Path):
+    vecs = _unit(3, 8)
+    idx = DenseIndex.build(vecs)
+    hits = idx.search(vecs[:1], k=10)[0]
+    assert len(hits) == 3 and hits[0][0] == 0 and hits[0][1] == pytest.approx(1.0, abs=1e-5)
+    idx.save(tmp_path)
+    assert DenseIndex.load(tmp_path).search(vecs[1:2], 1)[0][0][0] == 1
+
+
+def test_hnsw_agrees_with_flat_on_top_hit():
+    vecs = _unit(500, 32, seed=1)
+    flat, hnsw = DenseIndex.build(vecs), DenseIndex.build(vecs, "hnsw")
+    q = vecs[:20]
+    assert [r[0][0] for r in flat.search(q, 1)] == [r[0][0] for r in hnsw.search(q, 1)]
+
+
+def test_index_roundtrip_and_refusals(tmp_path: Path, seeds_copy: Path, fake_embedder):
+    settings = Settings(index_dir=tmp_path / "idx", cache_dir=tmp_path / "cache")
+    summary = build_index(settings, seeds_copy, fake_embedder)
+    assert (summary.documents, summary.skipped) == (5, ())
+    manifest = json.loads((settings.index_dir / "manifest.json").read_text())
+    assert manifest["model"]["model"] == "fake/hash-64" and len(manifest["documents"]) == 5
+    assert all(len(d["content_hash"]) == 64 for d in manifest["documents"].values())
+    data = store.load(settings.index_dir)
+    assert len(data.chunks) == summary.chunks == data.dense.size
+
+    with pytest.raises(IndexMissing, match="de06qa index"):
+        store.load(tmp_path / "nowhere")
+    other = store.ModelInfo("intfloat/multilingual-e5-small", "e5", 384, model_info(fake_embedder).segmenter)
+    with pytest.raises(IndexIncompatible, match="rebuild"):
+        store.check_model(data.manifest, other, settings.index_dir)
+    (settings.index_dir / "vectors.faiss").write_bytes(b"garbage")
+    with pytest.raises(IndexDamaged, match="rebuild"):
+        store.load(settings.index_dir)
+
+
+def test_searcher_with_fake_embedder_finds_lexical_match(tmp_path: Path, seeds_copy: Path, fake_embedder):
+    settings = Settings(index_dir=tmp_path / "idx")
+    build_index(settings, seeds_copy, fake_embedder)
+    s = Searcher.open(settings, fake_embedder)
+    res = s.search("ha giang co bao nhieu dich vu cong toan trinh", k=20)
+    assert res.passages[0].chunk.doc_id.startswith("002_")
+    assert len(res.passages) == 20
+    assert "665" in res.passages[0].chunk.text

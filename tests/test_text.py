@@ -1,0 +1,61 @@
+import unicodedata
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from de06qa.text import fold, folded_terms, has_diacritics, normalise, sentences, unify_tones, word_terms, words
+
+
+def test_tone_mark_placement_is_unified():
+    assert unify_tones("số hoá") == unify_tones("số hóa") == "số hóa"
+    assert unify_tones("Hoà") == unify_tones("Hòa") == "Hòa"
+    assert unify_tones("thuỷ") == "thủy"
+    # closed syllables and "qu" are not open-syllable oa/uy: left alone
+    assert unify_tones("hoàn") == "hoàn"
+    assert unify_tones("quý") == "quý"
+    assert unify_tones("hoặc") == "hoặc"
+
+
+def test_unify_tones_keeps_length_so_offsets_carry_over():
+    text = "Hoà Bình số hoá, thuỷ lợi và khoẻ mạnh"
+    assert len(unify_tones(text)) == len(text)
+
+
+def test_nfd_input_matches_nfc():
+    nfd = unicodedata.normalize("NFD", "Hà Giang số hoá")
+    assert normalise(nfd) == normalise("Hà Giang số hóa")
+
+
+def test_folding():
+    assert fold("Đề án số hoá") == "De an so hoa"
+    assert fold("dê") == fold("dế") == "de"
+    assert has_diacritics("Hà Giang") and not has_diacritics("ha giang")
+
+
+def test_segmentation_joins_words_and_keeps_offsets():
+    text = "Tỉnh Hà Giang có 665 dịch vụ công toàn trình."
+    spans = words(text)
+    assert all(text[s.start : s.end] == s.text for s in spans)
+    assert "hà_giang" in word_terms(spans) and "dịch_vụ" in word_terms(spans)
+    assert "ha_giang" in folded_terms(text)
+
+
+def test_sentences_never_cross_lines():
+    text = "Sớm đạt kết quả rõ nét\nTổ công tác vừa họp. Hội nghị đánh giá cao."
+    got = [s.text for s in sentences(text)]
+    assert got == ["Sớm đạt kết quả rõ nét", "Tổ công tác vừa họp.", "Hội nghị đánh giá cao."]
+
+
+VIET = st.text(
+    alphabet=st.sampled_from(list("aăâeêioôơuưyđAĐHGàáảãạầấẩẫậèéẻẽẹềếểễệòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ0123456789 .,;:?!%/\n-“”")),
+    max_size=300,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(VIET)
+def test_token_and_sentence_offsets_point_into_the_text(text):
+    for s in sentences(text):
+        assert text[s.start : s.end] == s.text
+    for w in words(text):
+        assert text[w.start : w.end] == w.text
