@@ -57,7 +57,9 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def real_settings(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(cache_dir=model_cache, index_dir=tmp_path_factory.mktemp("index") / "idx", seeds_dir=SEEDS)
+    return Settings(
+        cache_dir=model_cache, index_dir=tmp_path_factory.mktemp("index") / "idx", seeds_dir=SEEDS
+    )
 
 
 @pytest.fixture(scope="session")

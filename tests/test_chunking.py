@@ -7,8 +7,29 @@ from de06qa.ingest import read_folder
 
 from .conftest import SEEDS
 
-SYLLABLES = ["Hà", "Giang", "có", "665", "dịch", "vụ", "công", "toàn", "trình", "đạt", "88,6%", "số", "hoá",
-             "tỉnh", "Bến", "Tre", "1.818/1.876", "người", "dân", "“điểm", "nghẽn”"]
+SYLLABLES = [
+    "Hà",
+    "Giang",
+    "có",
+    "665",
+    "dịch",
+    "vụ",
+    "công",
+    "toàn",
+    "trình",
+    "đạt",
+    "88,6%",
+    "số",
+    "hoá",
+    "tỉnh",
+    "Bến",
+    "Tre",
+    "1.818/1.876",
+    "người",
+    "dân",
+    "“điểm",
+    "nghẽn”",
+]
 SENTENCE = st.lists(st.sampled_from(SYLLABLES), min_size=1, max_size=40).map(lambda w: " ".join(w))
 PARAGRAPH = st.lists(SENTENCE, min_size=1, max_size=6).map(lambda s: ". ".join(s) + ".")
 DOC = st.lists(PARAGRAPH, min_size=1, max_size=6).map("\n".join)

@@ -12,7 +12,11 @@ def test_gazetteer_has_63_old_and_34_new_provinces():
 
 def test_find_provinces_with_and_without_diacritics():
     assert find_provinces("ha giang co bao nhieu") == ["Hà Giang"]
-    assert find_provinces("Thanh Hoá và TP.HCM, Bà Rịa - Vũng Tàu") == ["Thanh Hóa", "Hồ Chí Minh", "Bà Rịa - Vũng Tàu"]
+    assert find_provinces("Thanh Hoá và TP.HCM, Bà Rịa - Vũng Tàu") == [
+        "Thanh Hóa",
+        "Hồ Chí Minh",
+        "Bà Rịa - Vũng Tàu",
+    ]
     assert find_provinces("Đề án 06 của Chính phủ") == []
 
 
@@ -36,13 +40,23 @@ def test_question_kind(question, kind):
 @pytest.mark.parametrize(
     ("sentence", "question", "answer"),
     [
-        ("Trong đó có 665 dịch vụ công toàn trình, đạt tỷ lệ 88,6% theo chỉ tiêu.",
-         "Có bao nhiêu dịch vụ công toàn trình?", "665"),
-        ("Trong đó có 665 dịch vụ công toàn trình, đạt tỷ lệ 88,6% theo chỉ tiêu.",
-         "Tỷ lệ dịch vụ công toàn trình?", "88,6%"),
+        (
+            "Trong đó có 665 dịch vụ công toàn trình, đạt tỷ lệ 88,6% theo chỉ tiêu.",
+            "Có bao nhiêu dịch vụ công toàn trình?",
+            "665",
+        ),
+        (
+            "Trong đó có 665 dịch vụ công toàn trình, đạt tỷ lệ 88,6% theo chỉ tiêu.",
+            "Tỷ lệ dịch vụ công toàn trình?",
+            "88,6%",
+        ),
         ("Tỉnh đạt tỷ lệ 96,9%. Có 1.818/1.876 thủ tục.", "Bao nhiêu thủ tục?", "1.818/1.876"),
         ("Doanh thu kinh tế số 26 tỷ USD.", "Doanh thu kinh tế số là bao nhiêu?", "26 tỷ USD"),
-        ("Với kết quả đó, Chủ tịch UBND tỉnh Nguyễn Văn Sơn nêu rõ.", "Chủ tịch UBND tỉnh là ai?", "Nguyễn Văn Sơn"),
+        (
+            "Với kết quả đó, Chủ tịch UBND tỉnh Nguyễn Văn Sơn nêu rõ.",
+            "Chủ tịch UBND tỉnh là ai?",
+            "Nguyễn Văn Sơn",
+        ),
         ("Ngày 13/6/2023, tỉnh về đích sớm hơn 48 ngày.", "Tỉnh về đích khi nào?", "13/6/2023"),
         ("Năm 2022, tỉnh đứng thứ 8/63 tỉnh, thành.", "Đứng thứ mấy?", "8/63"),
     ],

@@ -46,7 +46,12 @@ def test_decodes_cp1258_with_decomposed_tones():
 
 @pytest.mark.parametrize(
     ("data", "reason"),
-    [(b"", "empty"), (b"  \n ", "empty"), (b"\x00\x01\x02PNG\x00", "binary"), (b"\x81\x8d\x8f\x90" * 10, "not UTF-8")],
+    [
+        (b"", "empty"),
+        (b"  \n ", "empty"),
+        (b"\x00\x01\x02PNG\x00", "binary"),
+        (b"\x81\x8d\x8f\x90" * 10, "not UTF-8"),
+    ],
 )
 def test_unusable_bytes_are_refused_with_a_reason(data, reason):
     with pytest.raises(DecodeError, match=reason):
@@ -113,10 +118,16 @@ def test_titles_dates_provinces(seeds):
     assert seeds["001"].title.startswith("Hải Dương: Một số kết quả chuyển đổi số")
     assert seeds["002"].title == "Hà Giang: Sớm đạt kết quả rõ nét"
     assert seeds["003"].title.startswith("Nghị quyết số 01-NQ/TU") and len(seeds["003"].title) <= 125
-    assert seeds["004"].title == "Bến Tre: Thực hiện đồng bộ Đề án 06 gắn với 3 trụ cột chính của chuyển đổi số"
+    assert (
+        seeds["004"].title == "Bến Tre: Thực hiện đồng bộ Đề án 06 gắn với 3 trụ cột chính của chuyển đổi số"
+    )
     assert [seeds[k].date for k in sorted(seeds)] == [None, "2024-06-03", None, None, "2023-04-19"]
     assert [seeds[k].provinces for k in sorted(seeds)] == [
-        ("Thái Bình",), ("Hải Dương",), ("Hà Giang",), ("Thái Nguyên",), ("Bến Tre",)
+        ("Thái Bình",),
+        ("Hải Dương",),
+        ("Hà Giang",),
+        ("Thái Nguyên",),
+        ("Bến Tre",),
     ]
     assert seeds["002"].provinces_2025 == ("Tuyên Quang",)
     assert seeds["004"].provinces_2025 == ("Vĩnh Long",)

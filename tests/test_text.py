@@ -3,7 +3,16 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from de06qa.text import fold, folded_terms, has_diacritics, normalise, sentences, unify_tones, word_terms, words
+from de06qa.text import (
+    fold,
+    folded_terms,
+    has_diacritics,
+    normalise,
+    sentences,
+    unify_tones,
+    word_terms,
+    words,
+)
 
 
 def test_tone_mark_placement_is_unified():
@@ -47,7 +56,9 @@ def test_sentences_never_cross_lines():
 
 
 VIET = st.text(
-    alphabet=st.sampled_from(list("aăâeêioôơuưyđAĐHGàáảãạầấẩẫậèéẻẽẹềếểễệòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ0123456789 .,;:?!%/\n-“”")),
+    alphabet=st.sampled_from(
+        list("aăâeêioôơuưyđAĐHGàáảãạầấẩẫậèéẻẽẹềếểễệòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ0123456789 .,;:?!%/\n-“”")
+    ),
     max_size=300,
 )
 

@@ -15,12 +15,95 @@ from de06qa.text import fold, normalise
 
 # Question words and function words that carry no topic (folded, lower case).
 STOPWORDS = frozenset(
-    """
-    co bao nhieu la cua cac nhung duoc o tai va trong the nao ai gi may khong da khi dau thi nay do
-    voi cho den tu ve theo ra mot moi tren hay hoac ma nen vi sao bi de khac so luong hien nay
-    what how many much who when where which is are was were the a an of in on for to by does do did has
-    have had with from as at and or its it this that there their province
-    """.split()
+    [
+        "co",
+        "bao",
+        "nhieu",
+        "la",
+        "cua",
+        "cac",
+        "nhung",
+        "duoc",
+        "o",
+        "tai",
+        "va",
+        "trong",
+        "the",
+        "nao",
+        "ai",
+        "gi",
+        "may",
+        "khong",
+        "da",
+        "khi",
+        "dau",
+        "thi",
+        "nay",
+        "do",
+        "voi",
+        "cho",
+        "den",
+        "tu",
+        "ve",
+        "theo",
+        "ra",
+        "mot",
+        "moi",
+        "tren",
+        "hay",
+        "hoac",
+        "ma",
+        "nen",
+        "vi",
+        "sao",
+        "bi",
+        "de",
+        "khac",
+        "so",
+        "luong",
+        "hien",
+        "nay",
+        "what",
+        "how",
+        "many",
+        "much",
+        "who",
+        "when",
+        "where",
+        "which",
+        "is",
+        "are",
+        "was",
+        "were",
+        "the",
+        "a",
+        "an",
+        "of",
+        "in",
+        "on",
+        "for",
+        "to",
+        "by",
+        "does",
+        "do",
+        "did",
+        "has",
+        "have",
+        "had",
+        "with",
+        "from",
+        "as",
+        "at",
+        "and",
+        "or",
+        "its",
+        "it",
+        "this",
+        "that",
+        "there",
+        "their",
+        "province",
+    ]
 )
 
 
@@ -53,10 +136,23 @@ KIND_PATTERNS: dict[str, tuple[str, ...]] = {
 }
 # Question cues, matched on folded lower-case text; first match wins.
 _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("rank", re.compile(r"\b(thu may|xep thu|dung thu|xep hang|hang may|hang bao nhieu|rank|ranked|place)\b")),
+    (
+        "rank",
+        re.compile(r"\b(thu may|xep thu|dung thu|xep hang|hang may|hang bao nhieu|rank|ranked|place)\b"),
+    ),
     ("percent", re.compile(r"\b(ty le|ti le|phan tram|percent|percentage|rate|share|proportion)\b")),
-    ("money", re.compile(r"\b(bao nhieu tien|tiet kiem|doanh thu|kinh phi|chi phi|ngan sach|money|revenue|save|saved|cost|budget)\b")),
-    ("date", re.compile(r"\b(khi nao|ngay nao|bao gio|thoi diem nao|thang nao|nam nao|luc nao|when|what date|which date|deadline)\b")),
+    (
+        "money",
+        re.compile(
+            r"\b(bao nhieu tien|tiet kiem|doanh thu|kinh phi|chi phi|ngan sach|money|revenue|save|saved|cost|budget)\b"
+        ),
+    ),
+    (
+        "date",
+        re.compile(
+            r"\b(khi nao|ngay nao|bao gio|thoi diem nao|thang nao|nam nao|luc nao|when|what date|which date|deadline)\b"
+        ),
+    ),
     ("duration", re.compile(r"\b(bao lau|may ngay|bao nhieu ngay|bao nhieu nam|how long|how many days)\b")),
     ("person", re.compile(r"\b(la ai|ai la|nguoi nao|who)\b|^ai\b")),
     ("count", re.compile(r"\b(bao nhieu|may|so luong|how many|how much|number of|con so)\b")),
@@ -88,19 +184,64 @@ def _candidates(sentence: str, kind: str | None) -> list[re.Match[str]]:
             # A bare year or a part of a date is rarely the count asked for.
             dates = [d.span() for d in PATTERNS["date"].finditer(sentence)]
             found = [
-                m for m in found
-                if not any(a <= m.start() < b for a, b in dates) and not re.fullmatch(r"(19|20)\d\d", m.group())
+                m
+                for m in found
+                if not any(a <= m.start() < b for a, b in dates)
+                and not re.fullmatch(r"(19|20)\d\d", m.group())
             ]
         if found:
             return found
     return []
 
 
-_ORG_WORDS = frozenset({"UBND", "HĐND", "CCCD", "TTHC", "Ủy", "Uỷ", "Bộ", "Sở", "Ban", "Cổng", "Đề", "Công", "Chính", "Thủ", "Trung", "Nghị", "Hội", "Tổ",
-              "Đảng", "Nhà", "Quyết", "Chương", "Cơ", "Hệ", "Luật", "Thông", "Tỉnh", "Phó", "Chủ", "Đại", "Giám", "Trong", "Với",
-                        "Tại", "Theo", "Đến", "Ngày", "Năm", "Đồng", "Việt", "Nam", "Tổng", "Người", "Các"})
-
-
+_ORG_WORDS = frozenset(
+    {
+        "UBND",
+        "HĐND",
+        "CCCD",
+        "TTHC",
+        "Ủy",
+        "Uỷ",
+        "Bộ",
+        "Sở",
+        "Ban",
+        "Cổng",
+        "Đề",
+        "Công",
+        "Chính",
+        "Thủ",
+        "Trung",
+        "Nghị",
+        "Hội",
+        "Tổ",
+        "Đảng",
+        "Nhà",
+        "Quyết",
+        "Chương",
+        "Cơ",
+        "Hệ",
+        "Luật",
+        "Thông",
+        "Tỉnh",
+        "Phó",
+        "Chủ",
+        "Đại",
+        "Giám",
+        "Trong",
+        "Với",
+        "Tại",
+        "Theo",
+        "Đến",
+        "Ngày",
+        "Năm",
+        "Đồng",
+        "Việt",
+        "Nam",
+        "Tổng",
+        "Người",
+        "Các",
+    }
+)
 
 
 def _names(sentence: str) -> list[re.Match[str]]:
@@ -138,8 +279,11 @@ def locate(sentence: str, question: str, kind: str | None) -> tuple[int, int] | 
     terms = set(content_terms(question))
     folded = fold(sentence).lower()
     # A number the question itself names ("năm 2022") pins the answer down more than a common word.
-    hits = [(m.start(), 3.0 if m.group().isdigit() else 1.0)
-            for m in re.finditer(r"\w+", folded) if m.group() in terms]
+    hits = [
+        (m.start(), 3.0 if m.group().isdigit() else 1.0)
+        for m in re.finditer(r"\w+", folded)
+        if m.group() in terms
+    ]
     if not hits:
         return cands[0].span()
 

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,7 +18,9 @@ from de06qa.config import Settings
 from de06qa.errors import De06qaError, IndexMissing
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Question answering over Vietnamese news about Đề án 06.",
 )
 # Wrap at the terminal's width, 80 columns when output is not a terminal.
@@ -26,7 +28,7 @@ out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty(
 err = Console(stderr=True, highlight=False)
 
 IndexDirOpt = Annotated[
-    Optional[Path], typer.Option("--index-dir", help="Index folder [env DE06QA_INDEX_DIR; default index/]")
+    Path | None, typer.Option("--index-dir", help="Index folder [env DE06QA_INDEX_DIR; default index/]")
 ]
 
 
@@ -60,7 +62,7 @@ def _build(settings: Settings, source: Path) -> None:
 
 @app.command()
 def index(
-    path: Annotated[Optional[Path], typer.Argument(help="Folder of .txt articles [default: seeds/]")] = None,
+    path: Annotated[Path | None, typer.Argument(help="Folder of .txt articles [default: seeds/]")] = None,
     index_dir: IndexDirOpt = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild everything from scratch")] = False,
 ) -> None:
@@ -91,12 +93,19 @@ def _print_result(d: dict, width: int = 80) -> None:  # type: ignore[type-arg]
         sentence = Text(a["sentence"])
         off = a["start"] - a["sentence_start"]
         sentence.stylize("bold black on yellow", off, off + len(a["text"]))
-        out.print(Text.assemble(("Answer: ", "bold green"), (a["text"], "bold"),
-                                f"  (confidence {d['confidence']:.2f})"))
+        out.print(
+            Text.assemble(
+                ("Answer: ", "bold green"), (a["text"], "bold"), f"  (confidence {d['confidence']:.2f})"
+            )
+        )
         out.print(sentence)
     else:
-        out.print(Text.assemble(("No answer in the indexed articles", "bold red"),
-                                f" (confidence {d['confidence']:.2f}); closest passages:"))
+        out.print(
+            Text.assemble(
+                ("No answer in the indexed articles", "bold red"),
+                f" (confidence {d['confidence']:.2f}); closest passages:",
+            )
+        )
     for r in d["results"]:
         out.print()
         head = Text.assemble((f"[{r['rank']}] ", "bold cyan"), (r["title"], "bold"))
@@ -114,10 +123,14 @@ def _print_result(d: dict, width: int = 80) -> None:  # type: ignore[type-arg]
 
 @app.command()
 def ask(
-    question: Annotated[Optional[str], typer.Argument(help="The question; omit it for an interactive prompt")] = None,
+    question: Annotated[
+        str | None, typer.Argument(help="The question; omit it for an interactive prompt")
+    ] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=50, help="Passages to return")] = 5,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the search JSON (JSON Lines with --file)")] = False,
-    file: Annotated[Optional[str], typer.Option("--file", help="One question per line; '-' reads stdin")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the search JSON (JSON Lines with --file)")
+    ] = False,
+    file: Annotated[str | None, typer.Option("--file", help="One question per line; '-' reads stdin")] = None,
     index_dir: IndexDirOpt = None,
 ) -> None:
     """Answer a question over the indexed articles.
@@ -159,11 +172,13 @@ def _open_text(path: Path):  # type: ignore[no-untyped-def]
     try:
         return path.open(encoding="utf-8")
     except OSError as e:
-        raise De06qaError(f"cannot read {path} ({e.strerror}); give a UTF-8 file, one question per line") from e
+        raise De06qaError(
+            f"cannot read {path} ({e.strerror}); give a UTF-8 file, one question per line"
+        ) from e
 
 
 def _prompt(answer) -> None:  # type: ignore[no-untyped-def]
-    import readline  # noqa: F401  (line editing and history for input())
+    import readline
 
     hist = Settings.from_env().cache_dir / "history"
     try:

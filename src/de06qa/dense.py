@@ -46,7 +46,9 @@ class DenseIndex:
         if self.size == 0:
             return [[] for _ in range(len(queries))]
         scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, self.size))
-        return [[(int(i), float(s)) for i, s in zip(row_i, row_s) if i >= 0] for row_i, row_s in zip(ids, scores)]
+        return [
+            [(int(i), float(s)) for i, s in zip(row_i, row_s) if i >= 0] for row_i, row_s in zip(ids, scores)
+        ]
 
     def save(self, folder: Path) -> None:
         faiss.write_index(self._index, str(folder / INDEX_FILE))

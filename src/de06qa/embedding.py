@@ -99,8 +99,11 @@ class SentenceTransformerEmbedder:
         prepared = self._prepare(texts, self.profile.passage_prefix)
         order = np.argsort([len(t) for t in prepared])
         vecs = self._model.encode(
-            [prepared[i] for i in order], batch_size=self.batch_size, show_progress_bar=progress,
-            convert_to_numpy=True, normalize_embeddings=True,
+            [prepared[i] for i in order],
+            batch_size=self.batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
         )
         out = np.empty_like(vecs)
         out[order] = vecs
@@ -108,8 +111,10 @@ class SentenceTransformerEmbedder:
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         vecs = self._model.encode(
-            self._prepare(texts, self.profile.query_prefix), batch_size=self.batch_size,
-            convert_to_numpy=True, normalize_embeddings=True,
+            self._prepare(texts, self.profile.query_prefix),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)
 

@@ -43,8 +43,15 @@ def load_questions(path: Path) -> list[Question]:
             continue
         try:
             r = json.loads(line)
-            out.append(Question(r["id"], r["question"], r.get("kind", "direct"), r.get("doc_id"),
-                                tuple(r.get("answers", []))))
+            out.append(
+                Question(
+                    r["id"],
+                    r["question"],
+                    r.get("kind", "direct"),
+                    r.get("doc_id"),
+                    tuple(r.get("answers", [])),
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise De06qaError(f"{path}:{n}: not a question record ({e}); see eval/README.md") from e
     return out
@@ -53,7 +60,11 @@ def load_questions(path: Path) -> list[Question]:
 def relevant_chunks(searcher: Searcher, q: Question) -> set[str]:
     if not q.answerable:
         return set()
-    return {c.chunk_id for c in searcher.data.chunks if c.doc_id == q.doc_id and any(a in c.text for a in q.answers)}
+    return {
+        c.chunk_id
+        for c in searcher.data.chunks
+        if c.doc_id == q.doc_id and any(a in c.text for a in q.answers)
+    }
 
 
 def _per_question(ranked: list[str], rel: set[str]) -> dict[str, float]:
@@ -74,8 +85,9 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in rows[0]}
 
 
-def evaluate(searcher: Searcher, questions: list[Question], modes: tuple[str, ...] = MODES,
-             out: Path | None = None) -> dict[str, Any]:
+def evaluate(
+    searcher: Searcher, questions: list[Question], modes: tuple[str, ...] = MODES, out: Path | None = None
+) -> dict[str, Any]:
     """Metrics per mode and per question kind; writes run/qrels/metrics/failures when `out` is set."""
     answerable = [q for q in questions if q.answerable]
     rels = {q.qid: relevant_chunks(searcher, q) for q in answerable}
@@ -83,10 +95,15 @@ def evaluate(searcher: Searcher, questions: list[Question], modes: tuple[str, ..
     run_lines: list[str] = []
     failures: list[dict[str, Any]] = []
     for mode in modes:
-        results = dict(zip((q.qid for q in questions),
-                           searcher.search_many([q.question for q in questions], DEPTH, mode)))
-        per_q = {q.qid: _per_question([p["chunk_id"] for p in results[q.qid].to_dict()["results"]], rels[q.qid])
-                 for q in answerable}
+        results = dict(
+            zip(
+                (q.qid for q in questions), searcher.search_many([q.question for q in questions], DEPTH, mode)
+            )
+        )
+        per_q = {
+            q.qid: _per_question([p["chunk_id"] for p in results[q.qid].to_dict()["results"]], rels[q.qid])
+            for q in answerable
+        }
         by_kind = defaultdict(list)
         for q in answerable:
             by_kind[q.kind].append(per_q[q.qid])
@@ -101,8 +118,10 @@ def evaluate(searcher: Searcher, questions: list[Question], modes: tuple[str, ..
                     failures.append(_failure(q, results[q.qid], rels[q.qid]))
             for q in questions:
                 res = results[q.qid].to_dict()
-                run_lines += [f"{q.qid} Q0 {p['chunk_id']} {p['rank']} {p['score']:.6f} de06qa-{mode}"
-                              for p in res["results"]]
+                run_lines += [
+                    f"{q.qid} Q0 {p['chunk_id']} {p['rank']} {p['score']:.6f} de06qa-{mode}"
+                    for p in res["results"]
+                ]
         report["modes"][mode] = mode_report
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -143,8 +162,14 @@ def _failure(q: Question, res: SearchResult, rel: set[str]) -> dict[str, Any]:
     d = res.to_dict()
     first = next((p["rank"] for p in d["results"] if p["chunk_id"] in rel), None)
     return {
-        "id": q.qid, "question": q.question, "kind": q.kind, "gold_doc": q.doc_id, "answers": list(q.answers),
-        "first_correct_rank": first, "top_passage": d["results"][0]["chunk_id"] if d["results"] else None,
+        "id": q.qid,
+        "question": q.question,
+        "kind": q.kind,
+        "gold_doc": q.doc_id,
+        "answers": list(q.answers),
+        "first_correct_rank": first,
+        "top_passage": d["results"][0]["chunk_id"] if d["results"] else None,
         "top_text": d["results"][0]["text"][:200] if d["results"] else None,
-        "answer": d["answer"]["text"] if d["answer"] else None, "confidence": d["confidence"],
+        "answer": d["answer"]["text"] if d["answer"] else None,
+        "confidence": d["confidence"],
     }

@@ -42,8 +42,17 @@ MERGED_2025: dict[str, tuple[str, ...]] = {
     **{
         p: (p,)
         for p in (
-            "Hà Nội", "Huế", "Lai Châu", "Điện Biên", "Sơn La", "Lạng Sơn",
-            "Quảng Ninh", "Thanh Hóa", "Nghệ An", "Hà Tĩnh", "Cao Bằng",
+            "Hà Nội",
+            "Huế",
+            "Lai Châu",
+            "Điện Biên",
+            "Sơn La",
+            "Lạng Sơn",
+            "Quảng Ninh",
+            "Thanh Hóa",
+            "Nghệ An",
+            "Hà Tĩnh",
+            "Cao Bằng",
         )
     },
 }

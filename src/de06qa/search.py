@@ -72,15 +72,28 @@ class SearchResult:
             "query": self.query,
             "answerable": self.answerable,
             "confidence": round(self.confidence, 4),
-            "answer": None if a is None else {
-                "text": a.text, "sentence": a.sentence, "doc_id": a.doc_id, "start": a.start, "end": a.end,
-                "sentence_start": a.sentence_start, "sentence_end": a.sentence_end,
+            "answer": None
+            if a is None
+            else {
+                "text": a.text,
+                "sentence": a.sentence,
+                "doc_id": a.doc_id,
+                "start": a.start,
+                "end": a.end,
+                "sentence_start": a.sentence_start,
+                "sentence_end": a.sentence_end,
             },
             "results": [
                 {
-                    "rank": p.rank, "chunk_id": p.chunk.chunk_id, "doc_id": p.chunk.doc_id,
-                    "title": p.article.title, "source": p.article.source, "date": p.article.date,
-                    "text": p.chunk.text, "start": p.chunk.start, "end": p.chunk.end,
+                    "rank": p.rank,
+                    "chunk_id": p.chunk.chunk_id,
+                    "doc_id": p.chunk.doc_id,
+                    "title": p.article.title,
+                    "source": p.article.source,
+                    "date": p.article.date,
+                    "text": p.chunk.text,
+                    "start": p.chunk.start,
+                    "end": p.chunk.end,
                     "score": round(p.score, 4),
                     "scores": {"lexical": round(p.lexical, 4), "dense": round(p.dense, 4)},
                 }
@@ -102,15 +115,22 @@ def _rrf(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 class Searcher:
-    def __init__(self, data: store.IndexData, embedder: Embedder, settings: Settings,
-                 fusion: FusionParams | None = None) -> None:
+    def __init__(
+        self,
+        data: store.IndexData,
+        embedder: Embedder,
+        settings: Settings,
+        fusion: FusionParams | None = None,
+    ) -> None:
         store.check_model(data.manifest, model_info(embedder), settings.index_dir)
         self.data = data
         self.embedder = embedder
         self.settings = settings
         self.fusion = fusion or FusionParams()
         self._chunk_doc = np.array([c.doc_id for c in data.chunks])
-        self._sent_index = {(d, s.start, s.end): i for i, (s, d) in enumerate(zip(data.sentences, data.sentence_docs))}
+        self._sent_index = {
+            (d, s.start, s.end): i for i, (s, d) in enumerate(zip(data.sentences, data.sentence_docs))
+        }
         self._doc_provinces = {d: set(a.provinces) for d, a in data.articles.items()}
         self._corpus_provinces = set().union(*self._doc_provinces.values()) if data.articles else set()
         self._context = {d: context_terms(a) for d, a in data.articles.items()}
@@ -129,15 +149,21 @@ class Searcher:
     def validate(self, query: str) -> str:
         q = nfc(query).strip()
         if not q:
-            raise BadQuery("the question is empty; type a question, e.g. \"Hà Giang có bao nhiêu dịch vụ công toàn trình?\"")
+            raise BadQuery(
+                'the question is empty; type a question, e.g. "Hà Giang có bao nhiêu dịch vụ công toàn trình?"'
+            )
         if len(q) > self.settings.max_query_chars:
-            raise BadQuery(f"the question has {len(q)} characters; the limit is {self.settings.max_query_chars}")
+            raise BadQuery(
+                f"the question has {len(q)} characters; the limit is {self.settings.max_query_chars}"
+            )
         return q
 
     def search(self, query: str, k: int | None = None, mode: str = "hybrid") -> SearchResult:
         return self.search_many([query], k, mode)[0]
 
-    def search_many(self, queries: list[str], k: int | None = None, mode: str = "hybrid") -> list[SearchResult]:
+    def search_many(
+        self, queries: list[str], k: int | None = None, mode: str = "hybrid"
+    ) -> list[SearchResult]:
         """Batch-first: the query embeddings are computed in one call."""
         if mode not in MODES:
             raise BadQuery(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -187,8 +213,14 @@ class Searcher:
         fused = self._fuse(lex, dense, mode, named, known)
         order = np.argsort(-fused, kind="stable")[:k]
         passages = tuple(
-            Passage(r + 1, self.data.chunks[i], self.data.articles[self.data.chunks[i].doc_id],
-                    float(fused[i]), float(lex[i]), float(dense[i]))
+            Passage(
+                r + 1,
+                self.data.chunks[i],
+                self.data.articles[self.data.chunks[i].doc_id],
+                float(fused[i]),
+                float(lex[i]),
+                float(dense[i]),
+            )
             for r, i in enumerate(order)
         )
         timings["fusion"] = (time.perf_counter() - t) * 1000
@@ -199,7 +231,9 @@ class Searcher:
         answerable = answer is not None and confidence >= 0.5
         return SearchResult(q, answerable, confidence, answer if answerable else None, passages, timings)
 
-    def _fuse(self, lex: np.ndarray, dense: np.ndarray, mode: str, named: set[str], known: float) -> np.ndarray:
+    def _fuse(
+        self, lex: np.ndarray, dense: np.ndarray, mode: str, named: set[str], known: float
+    ) -> np.ndarray:
         f = self.fusion
         w = f.lexical_weight * known
         if mode == "bm25":
@@ -215,8 +249,9 @@ class Searcher:
             fused = fused + f.province_boost * about
         return fused.astype(np.float32)
 
-    def _answer(self, q: str, passages: tuple[Passage, ...], qvec: np.ndarray | None,
-                named: set[str]) -> tuple[AnswerSpan | None, float]:
+    def _answer(
+        self, q: str, passages: tuple[Passage, ...], qvec: np.ndarray | None, named: set[str]
+    ) -> tuple[AnswerSpan | None, float]:
         """Pick the answering sentence among the top passages, the span inside it, and a confidence."""
         if not passages:
             return None, 0.0
@@ -233,8 +268,9 @@ class Searcher:
                 if qvec is not None:
                     row = self._sent_index.get((p.chunk.doc_id, s.start, s.end))
                     sim = float(self.data.sentence_vectors[row] @ qvec) if row is not None else 0.0
-                score = (2.0 * sim + cov + 0.3 * has_candidate(s.text, kind) + 0.5 * on_topic
-                         - 0.05 * (p.rank - 1))
+                score = (
+                    2.0 * sim + cov + 0.3 * has_candidate(s.text, kind) + 0.5 * on_topic - 0.05 * (p.rank - 1)
+                )
                 if best is None or score > best[0]:
                     best = (score, s, p, sim, cov)
         assert best is not None
@@ -255,7 +291,6 @@ class Searcher:
             return answer, 0.1  # the answering sentence is about another province
         return answer, confidence(features)
 
-
     def _phrase_coverage(self, q: str, p: Passage) -> float:
         """Share of the question's topic words (underthesea words, or folded syllable pairs for a
         question without diacritics) found in the passage or its article's title: "giá vàng" shares
@@ -263,8 +298,12 @@ class Searcher:
         ctx_words, ctx_folded = self._context[p.chunk.doc_id]
         if has_diacritics(q):
             stop = STOPWORDS
-            units = [w for w in word_terms(words(q)) if fold(w).lower().replace("_", " ") not in stop
-                     and not all(x in stop for x in fold(w).lower().split("_"))]
+            units = [
+                w
+                for w in word_terms(words(q))
+                if fold(w).lower().replace("_", " ") not in stop
+                and not all(x in stop for x in fold(w).lower().split("_"))
+            ]
             have = set(p.chunk.words) | set(ctx_words)
         else:
             syl = content_terms(q)
@@ -279,8 +318,11 @@ class Searcher:
 # checked against eval/questions.jsonl. A fitted logistic regression on the same data put nearly all
 # weight on coverage and province match but had too few unanswerable examples to trust its bias.
 def confidence(features: dict[str, float]) -> float:
-    z = (6.0 * (features["coverage"] - 0.45) + 3.0 * features["province_match"]
-         + 10.0 * (features["sentence_sim"] - 0.80))
+    z = (
+        6.0 * (features["coverage"] - 0.45)
+        + 3.0 * features["province_match"]
+        + 10.0 * (features["sentence_sim"] - 0.80)
+    )
     return 1.0 / (1.0 + math.exp(-z))
 
 
@@ -292,4 +334,4 @@ def open_searcher(settings: Settings) -> Searcher:
     return Searcher(data, SentenceTransformerEmbedder(settings), settings)
 
 
-__all__ = ["FusionParams", "Searcher", "SearchResult", "open_searcher", "Path"]
+__all__ = ["FusionParams", "Path", "SearchResult", "Searcher", "open_searcher"]

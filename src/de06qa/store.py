@@ -60,8 +60,13 @@ def _article_record(a: Article) -> dict[str, Any]:
 
 def _chunk_record(c: Chunk) -> dict[str, Any]:
     return {
-        "chunk_id": c.chunk_id, "doc_id": c.doc_id, "start": c.start, "end": c.end, "text": c.text,
-        "words": list(c.words), "folded": list(c.folded),
+        "chunk_id": c.chunk_id,
+        "doc_id": c.doc_id,
+        "start": c.start,
+        "end": c.end,
+        "text": c.text,
+        "words": list(c.words),
+        "folded": list(c.folded),
         "sentences": [[s.start, s.end] for s in c.sentences],
     }
 
@@ -87,7 +92,10 @@ def save(data: IndexData, target: Path) -> None:
         _write_jsonl(tmp / "chunks.jsonl", [_chunk_record(c) for c in data.chunks])
         _write_jsonl(
             tmp / "sentences.jsonl",
-            [{"doc_id": d, "start": s.start, "end": s.end} for s, d in zip(data.sentences, data.sentence_docs)],
+            [
+                {"doc_id": d, "start": s.start, "end": s.end}
+                for s, d in zip(data.sentences, data.sentence_docs)
+            ],
         )
         np.save(tmp / "sentences.npy", data.sentence_vectors)
         data.dense.save(tmp)
@@ -122,7 +130,9 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
-        raise IndexDamaged(f"{path} is damaged; rebuild with: de06qa index --rebuild --index-dir {folder}") from e
+        raise IndexDamaged(
+            f"{path} is damaged; rebuild with: de06qa index --rebuild --index-dir {folder}"
+        ) from e
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexIncompatible(
             f"{folder} has index format {manifest.get('format_version')}, this de06qa reads {FORMAT_VERSION}; "
@@ -157,12 +167,20 @@ def load(folder: Path) -> IndexData:
             text = articles[r["doc_id"]].text
             chunks.append(
                 Chunk(
-                    r["chunk_id"], r["doc_id"], r["start"], r["end"], r["text"], tuple(r["words"]),
-                    tuple(r["folded"]), tuple(Span(a, b, text[a:b]) for a, b in r["sentences"]),
+                    r["chunk_id"],
+                    r["doc_id"],
+                    r["start"],
+                    r["end"],
+                    r["text"],
+                    tuple(r["words"]),
+                    tuple(r["folded"]),
+                    tuple(Span(a, b, text[a:b]) for a, b in r["sentences"]),
                 )
             )
         sent_rows = _read_jsonl(folder / "sentences.jsonl")
-        sentences = [Span(r["start"], r["end"], articles[r["doc_id"]].text[r["start"] : r["end"]]) for r in sent_rows]
+        sentences = [
+            Span(r["start"], r["end"], articles[r["doc_id"]].text[r["start"] : r["end"]]) for r in sent_rows
+        ]
         vectors = np.load(folder / "sentences.npy")
     except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as e:
         raise IndexDamaged(
@@ -171,8 +189,16 @@ def load(folder: Path) -> IndexData:
         ) from e
     dense = DenseIndex.load(folder)
     if dense.size != len(chunks) or len(vectors) != len(sentences):
-        raise IndexDamaged(f"{folder} is inconsistent; rebuild with: de06qa index --rebuild --index-dir {folder}")
+        raise IndexDamaged(
+            f"{folder} is inconsistent; rebuild with: de06qa index --rebuild --index-dir {folder}"
+        )
     return IndexData(
-        manifest, articles, chunks, sentences, [r["doc_id"] for r in sent_rows], vectors, dense,
+        manifest,
+        articles,
+        chunks,
+        sentences,
+        [r["doc_id"] for r in sent_rows],
+        vectors,
+        dense,
         LexicalIndex.load(folder),
     )

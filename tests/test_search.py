@@ -1,0 +1,102 @@
+"""End-to-end search with the real default model over the seeds (slow)."""
+
+from pathlib import Path
+
+import pytest
+
+from de06qa.errors import BadQuery
+from de06qa.evaluation import evaluate, load_questions
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Hà Giang có bao nhiêu dịch vụ công toàn trình?",
+        "ha giang co bao nhieu dich vu cong toan trinh",
+        "How many end-to-end online public services does Ha Giang have?",
+    ],
+)
+def test_the_core_promise(real_searcher, question):
+    res = real_searcher.search(question)
+    d = res.to_dict()
+    assert d["answerable"] is True and d["answer"]["text"] == "665"
+    doc = real_searcher.document(d["answer"]["doc_id"]).text
+    assert doc[d["answer"]["start"] : d["answer"]["end"]] == "665"
+    assert d["answer"]["sentence"].startswith("Trong đó có 665 dịch vụ công toàn trình")
+    top = d["results"][0]
+    assert top["doc_id"] == "002_956fdc6dbb6455d8" and top["source"].endswith("002_956fdc6dbb6455d8.txt")
+    assert doc[top["start"] : top["end"]] == top["text"]
+    assert set(top["scores"]) == {"lexical", "dense"} and 0 <= d["confidence"] <= 1
+
+
+def test_merged_province_name_finds_the_old_provinces_report(real_searcher):
+    d = real_searcher.search("Tuyên Quang có bao nhiêu dịch vụ công toàn trình?").to_dict()
+    assert d["answerable"] is True and d["answer"]["doc_id"] == "002_956fdc6dbb6455d8"
+    assert d["results"][0]["doc_id"] == "002_956fdc6dbb6455d8" and "665" in d["results"][0]["text"]
+
+
+@pytest.mark.parametrize("question", ["Hà Nội có bao nhiêu dịch vụ công trực tuyến?", "Giá vàng hôm nay?"])
+def test_unanswerable_questions_say_so_and_still_list_results(real_searcher, question):
+    d = real_searcher.search(question, k=3).to_dict()
+    assert d["answerable"] is False and d["answer"] is None
+    assert len(d["results"]) == 3 and d["confidence"] < 0.5
+
+
+def test_json_contract_keys(real_searcher):
+    d = real_searcher.search("Chủ tịch UBND tỉnh Bến Tre là ai?", k=2).to_dict()
+    assert set(d) == {"query", "answerable", "confidence", "answer", "results", "timings_ms"}
+    assert {"text", "sentence", "doc_id", "start", "end"} <= set(d["answer"])
+    assert d["answer"]["text"] == "Trần Ngọc Tam"
+    assert set(d["results"][0]) == {
+        "rank",
+        "chunk_id",
+        "doc_id",
+        "title",
+        "source",
+        "date",
+        "text",
+        "start",
+        "end",
+        "score",
+        "scores",
+    }
+    assert d["results"][0]["date"] == "2023-04-19"
+    assert d["timings_ms"]["total"] > 0
+
+
+def test_bad_queries(real_searcher):
+    with pytest.raises(BadQuery):
+        real_searcher.search("   ")
+    with pytest.raises(BadQuery):
+        real_searcher.search("x" * 1001)
+
+
+def test_question_set_meets_targets(real_searcher, tmp_path):
+    report = evaluate(real_searcher, load_questions(ROOT / "eval" / "questions.jsonl"), out=tmp_path)
+    hybrid = report["modes"]["hybrid"]
+    assert hybrid["all"]["hit@1"] >= 0.90
+    assert hybrid["all"]["hit@5"] >= 0.98
+    assert hybrid["all"]["mrr@10"] >= 0.93
+    assert hybrid["answer_sentence_accuracy"] >= 0.85
+    assert hybrid["abstention"]["recall"] >= 0.75
+    assert hybrid["abstention"]["answerable_wrongly_flagged"] <= 0.05
+    # hybrid beats both of its parts
+    assert hybrid["all"]["mrr@10"] > report["modes"]["bm25"]["all"]["mrr@10"]
+    assert hybrid["all"]["mrr@10"] > report["modes"]["dense"]["all"]["mrr@10"]
+
+
+def test_metrics_agree_with_ir_measures(real_searcher, tmp_path):
+    ir_measures = pytest.importorskip("ir_measures")
+    questions = load_questions(ROOT / "eval" / "questions.jsonl")
+    report = evaluate(real_searcher, questions, modes=("hybrid",), out=tmp_path)
+    qrels = list(ir_measures.read_trec_qrels(str(tmp_path / "qrels.trec")))
+    run = list(ir_measures.read_trec_run(str(tmp_path / "run.trec")))
+    answerable = {q.qid for q in questions if q.answerable}
+    run = [r for r in run if r.query_id in answerable]
+    agg = ir_measures.calc_aggregate([ir_measures.RR @ 10, ir_measures.nDCG @ 10], qrels, run)
+    ours = report["modes"]["hybrid"]["all"]
+    assert agg[ir_measures.RR @ 10] == pytest.approx(ours["mrr@10"], abs=1e-3)
+    assert agg[ir_measures.nDCG @ 10] == pytest.approx(ours["ndcg@10"], abs=1e-3)
