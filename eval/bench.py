@@ -35,9 +35,71 @@ def tokens_per_second(embed, texts: list[str], ntok: int, runs: int = 3) -> list
     return out
 
 
+def bench_http(settings, queries: list[str], runs: int, in_process_ms: float) -> None:  # type: ignore[no-untyped-def]
+    """`de06qa serve` in its own process (as users run it), measured over real HTTP on 127.0.0.1."""
+    import socket
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "DE06QA_INDEX_DIR": str(settings.index_dir),
+        "DE06QA_CACHE_DIR": str(settings.cache_dir),
+    }
+    exe = str(Path(sys.executable).with_name("de06qa"))
+    proc = subprocess.Popen([exe, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=60) as c:
+            for _ in range(600):
+                try:
+                    if c.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            for q in queries[:5]:  # warm-up
+                c.get("/search", params={"q": q})
+
+            def timed(path: str, **params: str) -> float:
+                t = time.perf_counter()
+                r = c.get(path, params=params)
+                r.raise_for_status()
+                return (time.perf_counter() - t) * 1000
+
+            health = [timed("/health") for _ in range(runs)]
+            search = [timed("/search", q=queries[i % len(queries)]) for i in range(runs)]
+        print(f"HTTP /health sequential (ms)         {stats(health)}")
+        print(f"HTTP /search sequential (ms)         {stats(search)}")
+        print(f"HTTP /search p50 / in-process search = {statistics.median(search) / in_process_ms:.2f}x")
+
+        def client(i: int) -> list[float]:
+            with httpx.Client(base_url=base, timeout=60) as c:
+                out = []
+                for j in range(max(runs // 8, 5)):
+                    t = time.perf_counter()
+                    c.get("/search", params={"q": queries[(i * 7 + j) % len(queries)]}).raise_for_status()
+                    out.append((time.perf_counter() - t) * 1000)
+                return out
+
+        t = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            lat = [x for xs in pool.map(client, range(8)) for x in xs]
+        wall = time.perf_counter() - t
+        print(f"HTTP /search, 8 concurrent (ms)      {stats(lat)}   throughput {len(lat) / wall:.1f} req/s")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--no-http", action="store_true", help="skip the HTTP server measurements")
     args = ap.parse_args()
     import torch
 
@@ -104,6 +166,8 @@ def main() -> None:
         print(f"search {k:8s} (ms)                {stats(parts[k])}")
     ratio = statistics.median(parts["total"]) / statistics.median(parts["embed"])
     print(f"whole search / query embedding = {ratio:.2f}x")
+    if not args.no_http:
+        bench_http(settings, queries, args.runs, statistics.median(parts["total"]))
     print(
         f"rerun: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '<unset>')} {sys.executable} eval/bench.py --runs {args.runs}"
     )

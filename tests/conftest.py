@@ -76,3 +76,14 @@ def real_searcher(real_settings: Settings, real_embedder):  # type: ignore[no-un
 
     build_index(real_settings, SEEDS, real_embedder)
     return Searcher.open(real_settings, real_embedder)
+
+
+@pytest.fixture(scope="session")
+def fake_index(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The seeds indexed with the fake embedder (fast): for tests of everything around the model."""
+    from de06qa.indexing import build_index
+
+    root = tmp_path_factory.mktemp("fake")
+    settings = Settings(cache_dir=root / "cache", index_dir=root / "index", seeds_dir=SEEDS, reload_poll_s=0)
+    build_index(settings, SEEDS, FakeEmbedder())
+    return settings

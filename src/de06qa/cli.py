@@ -168,6 +168,31 @@ def ask(
     _prompt(answer)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port")] = 8000,
+    index_dir: IndexDirOpt = None,
+) -> None:
+    """Serve the search API and the web page.
+
+    Example: de06qa serve --port 8000, then open http://127.0.0.1:8000/?q=Hà Giang có bao nhiêu dịch vụ công toàn trình?
+    """
+    # Threads per request come from OMP_NUM_THREADS in the environment before start (a limit set
+    # later does not reach the server's worker threads). Unset = one per core: fastest lone request;
+    # OMP_NUM_THREADS=1 trades that for more throughput under heavy concurrent load (README).
+    import uvicorn
+
+    from de06qa.api import create_app
+
+    settings = _settings(index_dir)
+    if not (settings.index_dir / "manifest.json").exists() and settings.seeds_dir.is_dir():
+        err.print(f"No index in {settings.index_dir} yet: building it from {settings.seeds_dir}/ (once).")
+        _build(settings, settings.seeds_dir)
+    err.print(f"de06qa: serving http://{host}:{port}/ (index {settings.index_dir}; Ctrl-C stops)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
 def _open_text(path: Path):  # type: ignore[no-untyped-def]
     try:
         return path.open(encoding="utf-8")

@@ -32,6 +32,8 @@ class Settings:
     embed_batch_size: int = 32
     k: int = 5
     max_query_chars: int = 1000
+    # The server checks the index folder this often and loads a rebuilt index (0 = never).
+    reload_poll_s: float = 2.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -88,6 +90,8 @@ class SentenceTransformerEmbedder:
             ) from e
         self.dim = int(self._model.get_embedding_dimension() or 0)
         self.batch_size = settings.embed_batch_size
+        self._fast: Any = None  # the traced encoder for queries, or False when tracing did not fit
+        self._fast_lock = threading.Lock()
 
     def _prepare(self, texts: list[str], prefix: str) -> list[str]:
         if self.profile.segmented:
@@ -110,6 +114,9 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
+        fast = self._fast if self._fast is not None else self._trace()
+        if fast:
+            return self._encode_traced(fast, self._prepare(texts, self.profile.query_prefix))
         vecs = self._model.encode(
             self._prepare(texts, self.profile.query_prefix),
             batch_size=self.batch_size,
@@ -117,6 +124,65 @@ class SentenceTransformerEmbedder:
             normalize_embeddings=True,
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    # A query is ~20 tokens: most of the time of `encode` on it is Python (transformers' mask and
+    # module plumbing), not arithmetic. A TorchScript trace of the same transformer runs the same
+    # operations without that overhead (single query 21 -> 16 ms with 2 threads); the pooling and
+    # normalisation stay sentence-transformers' own modules. The trace is checked against the eager
+    # model on a padded batch; any difference or failure keeps the plain `encode`.
+    def _trace(self) -> Any:
+        import torch
+
+        with self._fast_lock:
+            if self._fast is not None:
+                return self._fast
+
+            class Hidden(torch.nn.Module):
+                def __init__(self, transformer: Any) -> None:
+                    super().__init__()
+                    self.transformer = transformer
+
+                def forward(self, ids: Any, mask: Any) -> Any:
+                    return self.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
+
+            hidden = Hidden(self._model[0].auto_model).eval()
+            self._fast = False
+            try:
+                feats = self._features(["query: a b c d e f g h", "query: ok"])
+                if feats is None:
+                    return False
+                ids, mask = feats["input_ids"], feats["attention_mask"]
+                with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    traced = torch.jit.trace(hidden, (ids, mask), check_trace=False, strict=False)  # type: ignore[no-untyped-call]
+                    same = torch.allclose(traced(ids, mask), hidden(ids, mask), atol=1e-4)
+                if same:
+                    self._fast = traced
+            except Exception as e:  # any tracing failure only means "use encode"
+                log.info("query encoder not traced (%s); using sentence-transformers encode", e)
+            return self._fast
+
+    def _features(self, texts: list[str]) -> dict[str, Any] | None:
+        feats = self._model.preprocess(texts)
+        tensors = {k: v for k, v in feats.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        if set(tensors) != {"input_ids", "attention_mask"}:
+            return None  # models with token types or other inputs keep the plain path
+        return tensors
+
+    def _encode_traced(self, traced: Any, texts: list[str]) -> np.ndarray:
+        import torch
+
+        out = []
+        for i in range(0, len(texts), self.batch_size):
+            feats = self._features(texts[i : i + self.batch_size])
+            assert feats is not None  # the trace was only made for models whose features fit
+            with torch.no_grad():
+                feats["token_embeddings"] = traced(feats["input_ids"], feats["attention_mask"])
+                for module in list(self._model)[1:]:
+                    feats = module(feats)
+                emb = torch.nn.functional.normalize(feats["sentence_embedding"], dim=-1)
+            out.append(emb.numpy())
+        return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
     def token_count(self, text: str) -> int:
         return len(self._model.tokenizer(text)["input_ids"])

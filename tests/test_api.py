@@ -1,0 +1,137 @@
+"""The HTTP contract through FastAPI's TestClient: routes, models, every bad input → 4xx."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from de06qa.api import create_app
+from de06qa.config import Settings
+
+from .conftest import FakeEmbedder
+
+LOCAL = ("127.0.0.1", 50000)
+Q = "Hà Giang có bao nhiêu dịch vụ công toàn trình?"
+
+
+@pytest.fixture(scope="module")
+def client(fake_index: Settings):
+    with TestClient(create_app(fake_index, FakeEmbedder()), client=LOCAL) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    ("request_args", "status", "reason"),
+    [
+        (("GET", "/search?q="), 422, "empty"),
+        (("GET", "/search?q=%20%09%20"), 422, "empty"),
+        (("GET", "/search"), 422, "q: Field required"),
+        (("GET", "/search?q=" + "a" * 1001), 422, "1001 characters; the limit is 1000"),
+        (("GET", "/search?q=x&k=0"), 422, "k: Input should be greater than or equal to 1"),
+        (("GET", "/search?q=x&k=51"), 422, "k: Input should be less than or equal to 50"),
+        (("GET", "/search?q=x&k=five"), 422, "k: Input should be a valid integer"),
+        (("GET", "/search?q=x&mode=magic"), 422, "mode:"),
+        (("GET", "/search?q=%C3%28%FF"), 400, "not valid UTF-8"),
+        (("GET", "/documents/no_such_doc"), 404, "no article 'no_such_doc'"),
+        (
+            ("POST", "/search", {"content": b"{not json", "headers": {"content-type": "application/json"}}),
+            422,
+            "not valid JSON",
+        ),
+        (("POST", "/search", {"json": {"k": 3}}), 422, "q: Field required"),
+        (("POST", "/search", {"json": {"q": "x", "k": "many"}}), 422, "k: Input should be a valid integer"),
+        (
+            ("POST", "/search", {"json": {"q": "x", "k": 99}}),
+            422,
+            "k: Input should be less than or equal to 50",
+        ),
+        (("POST", "/search", {"json": {"q": "   "}}), 422, "empty"),
+        (("POST", "/search", {"json": ["q"]}), 422, "valid dictionary"),
+        (("POST", "/search", {"content": "q=x", "headers": {"content-type": "text/plain"}}), 422, ""),
+    ],
+)
+def test_bad_input_is_a_4xx_with_a_reason(client: TestClient, request_args, status: int, reason: str):
+    method, url, *kw = request_args
+    r = client.request(method, url, **(kw[0] if kw else {}))
+    assert r.status_code == status, r.text
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and detail and "\n" not in detail
+    assert reason in detail
+
+
+def test_get_and_post_give_the_same_search(client: TestClient):
+    g = client.get("/search", params={"q": Q, "k": 3}).json()
+    p = client.post("/search", json={"q": Q, "k": 3}).json()
+    g.pop("timings_ms"), p.pop("timings_ms")
+    assert g == p and len(g["results"]) == 3
+    assert [r["rank"] for r in g["results"]] == [1, 2, 3]
+
+
+def test_offsets_point_into_the_document_text(client: TestClient):
+    d = client.get("/search", params={"q": Q, "k": 10}).json()
+    texts: dict[str, str] = {}
+    for r in d["results"]:
+        doc = texts.setdefault(r["doc_id"], client.get(f"/documents/{r['doc_id']}").json()["text"])
+        assert doc[r["start"] : r["end"]] == r["text"]
+    a = d["answer"]
+    if a:
+        doc = client.get(f"/documents/{a['doc_id']}").json()["text"]
+        assert doc[a["start"] : a["end"]] == a["text"]
+        assert doc[a["sentence_start"] : a["sentence_end"]] == a["sentence"]
+
+
+def test_documents_and_health(client: TestClient, fake_index: Settings):
+    docs = client.get("/documents").json()["documents"]
+    seeds = sorted(p.stem for p in fake_index.seeds_dir.glob("*.txt"))
+    assert sorted(d["doc_id"] for d in docs) == seeds
+    one = client.get(f"/documents/{docs[0]['doc_id']}").json()
+    assert one["title"] == docs[0]["title"] and len(one["text"]) == docs[0]["chars"]
+    h = client.get("/health").json()
+    assert h["status"] == "ok" and h["documents"] == 5 and h["chunks"] > 50
+    assert h["model"] == FakeEmbedder.model_id and re.match(r"\d{4}-\d\d-\d\dT", h["built_at"])
+
+
+def test_openapi_describes_the_routes(client: TestClient):
+    spec = client.get("/openapi.json").json()
+    assert {"/search", "/documents", "/documents/{doc_id}", "/health"} <= set(spec["paths"])
+    assert "post" in spec["paths"]["/search"] and client.get("/docs").status_code == 200
+
+
+def test_page_is_self_contained(client: TestClient):
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert 'lang="vi"' in html and "<mark" not in html.split("<script>")[0]
+    # No external fonts, scripts, styles or images: every src/href is local.
+    for ref in re.findall(r'(?:src|href)="([^"]*)"', html):
+        assert ref.startswith("/"), ref
+    assert not re.search(r"https?:|@import|url\(", html)
+
+
+def test_reload_only_from_loopback(fake_index: Settings):
+    app = create_app(fake_index, FakeEmbedder())
+    with TestClient(app, client=("192.0.2.7", 4000)) as remote:
+        r = remote.post("/admin/reload")
+        assert r.status_code == 403 and "127.0.0.1" in r.json()["detail"]
+    with TestClient(app, client=LOCAL) as local:
+        r = local.post("/admin/reload")
+        assert r.status_code == 200 and r.json()["documents"] == 5
+
+
+def test_missing_or_damaged_index_is_503_with_the_fix(tmp_path: Path, fake_index: Settings):
+    missing = fake_index.with_(index_dir=tmp_path / "nothing")
+    with TestClient(create_app(missing, FakeEmbedder()), client=LOCAL) as c:
+        for url in ("/search?q=abc", "/documents", "/health"):
+            r = c.get(url)
+            assert r.status_code == 503 and "de06qa index" in (r.json().get("detail") or r.json()["reason"])
+        assert c.get("/").status_code == 200  # the page still loads and shows the reason
+    damaged = tmp_path / "damaged"
+    shutil.copytree(fake_index.index_dir, damaged)
+    (damaged / "chunks.jsonl").write_text('{"chunk_id": ', encoding="utf-8")
+    with TestClient(create_app(fake_index.with_(index_dir=damaged), FakeEmbedder()), client=LOCAL) as c:
+        r = c.get("/search", params={"q": "abc"})
+        assert r.status_code == 503 and "--rebuild" in r.json()["detail"]

@@ -1,0 +1,160 @@
+"""A live `de06qa serve` on 127.0.0.1 over real HTTP, and the page in a real headless Chromium (slow)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+EXE = str(Path(sys.executable).with_name("de06qa"))
+Q = "Hà Giang có bao nhiêu dịch vụ công toàn trình?"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(env: dict[str, str], timeout: float = 180) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [EXE, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if httpx.get(base + "/health", timeout=2).status_code in (200, 503):
+                return proc, base
+        except httpx.TransportError:
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("server did not start")
+
+
+def stop_server(proc: subprocess.Popen[str]) -> str:
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out or ""
+
+
+@pytest.fixture(scope="module")
+def server(real_settings, real_searcher) -> Iterator[str]:
+    env = {
+        **os.environ,
+        "DE06QA_CACHE_DIR": str(real_settings.cache_dir),
+        "DE06QA_INDEX_DIR": str(real_settings.index_dir),
+    }
+    proc, base = start_server(env)
+    yield base
+    out = stop_server(proc)
+    assert "Traceback" not in out, out
+
+
+def test_search_over_http(server: str):
+    r = httpx.get(server + "/search", params={"q": Q, "k": 3}, timeout=30)
+    assert r.status_code == 200
+    d = r.json()
+    assert d["answerable"] and d["answer"]["text"] == "665" and len(d["results"]) == 3
+    doc = httpx.get(f"{server}/documents/{d['answer']['doc_id']}", timeout=30).json()
+    assert doc["text"][d["answer"]["start"] : d["answer"]["end"]] == "665"
+    h = httpx.get(server + "/health", timeout=30).json()
+    assert h["status"] == "ok" and h["model"] == "intfloat/multilingual-e5-small" and h["documents"] == 5
+
+
+def test_bad_input_over_http_is_4xx(server: str):
+    host, port = server.removeprefix("http://").split(":")
+    # Raw bytes on the wire: an invalid UTF-8 escape and a broken JSON body.
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request("GET", "/search?q=%FF%FEabc")
+    r = conn.getresponse()
+    assert r.status == 400 and "UTF-8" in json.loads(r.read())["detail"]
+    conn.request("POST", "/search", body=b'{"q": "\xff"', headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 400 and json.loads(r.read())["detail"]
+    conn.close()
+    for params in ({"q": ""}, {"q": "x" * 1001}, {"q": "x", "k": 0}, {"q": "x", "k": "abc"}):
+        r = httpx.get(server + "/search", params=params, timeout=30)
+        assert r.status_code == 422 and r.json()["detail"]
+    assert httpx.get(server + "/documents/nope", timeout=30).status_code == 404
+
+
+def test_eight_concurrent_clients(server: str):
+    questions = [Q, "ha giang co bao nhieu dich vu cong toan trinh", "Giá vàng hôm nay bao nhiêu?", Q]
+    expected = {q: httpx.get(server + "/search", params={"q": q}, timeout=30).json() for q in set(questions)}
+
+    def client(i: int) -> list[tuple[int, str, dict]]:
+        with httpx.Client(base_url=server, timeout=60) as c:
+            out = []
+            for j in range(6):
+                q = questions[(i + j) % len(questions)]
+                r = c.get("/search", params={"q": q})
+                out.append((r.status_code, q, r.json()))
+            return out
+
+    with ThreadPoolExecutor(8) as pool:
+        rows = [row for rows in pool.map(client, range(8)) for row in rows]
+    assert len(rows) == 48 and all(status == 200 for status, _, _ in rows)
+    for _, q, d in rows:
+        assert d["answer"] == expected[q]["answer"]
+        assert [r["chunk_id"] for r in d["results"]] == [r["chunk_id"] for r in expected[q]["results"]]
+
+
+def chromium(*args: str, tmp: Path) -> str:
+    assert CHROMIUM, "chromium is not installed (.ci/run installs Debian's chromium)"
+    cmd = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+        f"--user-data-dir={tmp}", "--virtual-time-budget=15000", *args,
+    ]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed")
+def test_page_in_headless_chromium(server: str, tmp_path: Path):
+    import html as htmllib
+    import re
+
+    dom = chromium("--dump-dom", f"{server}/?q={quote(Q)}", tmp=tmp_path / "a")
+    assert "<mark>665</mark>" in dom
+    answer = dom[dom.index('id="answer"') :]
+    links = re.findall(r'<a class="cite" href="([^"]+)"[^>]*>([^<]+)</a>', answer)
+    assert links, "no citation link"
+    href, title = htmllib.unescape(links[0][0]), links[0][1]
+    assert "doc=002_956fdc6dbb6455d8" in href and title.startswith("Hà Giang")
+    # Following the citation opens the article with the passage highlighted and the figure marked.
+    article = chromium("--dump-dom", server + href, tmp=tmp_path / "b")
+    assert '<mark class="passage" id="passage">' in article
+    inner, rest, _ = article.split('id="passage">', 1)[1].split("</mark>", 2)
+    assert inner.endswith("<mark>665") and "<mark" not in rest  # the figure sits inside the passage
+    assert f"<h2>{title}</h2>" in article
+    # A question no article answers says so.
+    none = chromium("--dump-dom", f"{server}/?q={quote('Giá vàng hôm nay bao nhiêu?')}", tmp=tmp_path / "c")
+    assert "Không có câu trả lời" in none and "<mark>" not in none.split('id="answer"')[1].split("</div>")[0]
