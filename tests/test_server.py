@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -158,3 +159,51 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path):
     # A question no article answers says so.
     none = chromium("--dump-dom", f"{server}/?q={quote('Giá vàng hôm nay bao nhiêu?')}", tmp=tmp_path / "c")
     assert "Không có câu trả lời" in none and "<mark>" not in none.split('id="answer"')[1].split("</div>")[0]
+
+
+def test_server_switches_to_a_rebuilt_index_without_failing_a_request(
+    real_settings, real_searcher, tmp_path: Path
+):
+    folder, src = tmp_path / "idx", tmp_path / "src"
+    shutil.copytree(real_settings.index_dir, folder)
+    shutil.copytree(Path(__file__).resolve().parents[1] / "seeds", src)
+    env = {**os.environ, "DE06QA_CACHE_DIR": str(real_settings.cache_dir), "DE06QA_INDEX_DIR": str(folder)}
+    proc, base = start_server(env)
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=base, timeout=60) as c:
+            while not stop.is_set():
+                statuses.append(
+                    c.get(
+                        "/search", params={"q": "Cao Bằng có bao nhiêu dịch vụ công toàn trình?"}
+                    ).status_code
+                )
+
+    workers = [threading.Thread(target=hammer) for _ in range(3)]
+    try:
+        for w in workers:
+            w.start()
+        (src / "010_caobang.txt").write_text(
+            "Cao Bằng: Đẩy mạnh dịch vụ công trực tuyến\nĐến nay, tỉnh Cao Bằng đã cung cấp 512 dịch vụ công toàn trình.",
+            encoding="utf-8",
+        )
+        r = subprocess.run([EXE, "index", str(src)], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0 and "1 new or changed, 5 unchanged" in r.stderr, r.stderr
+        deadline = time.monotonic() + 60
+        while httpx.get(base + "/health", timeout=30).json()["documents"] != 6:
+            assert time.monotonic() < deadline, "the server did not pick up the rebuilt index"
+            time.sleep(0.5)
+        d = httpx.get(
+            base + "/search", params={"q": "Cao Bằng có bao nhiêu dịch vụ công toàn trình?"}, timeout=30
+        ).json()
+        assert d["answer"]["text"] == "512"
+        time.sleep(1)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+        out = stop_server(proc)
+    assert len(statuses) > 20 and set(statuses) == {200}, (len(statuses), set(statuses))
+    assert "Traceback" not in out

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.padding import Padding
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from de06qa.config import Settings
@@ -46,32 +47,74 @@ def _settings(index_dir: Path | None) -> Settings:
     return Settings.from_env().with_(index_dir=index_dir)
 
 
-def _build(settings: Settings, source: Path) -> None:
+class _Reporter:
+    """Build progress: a bar with counts and ETA on a terminal; plain log lines otherwise (CI)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self._next_pct = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage == "read":
+            err.print(f"Read {done} of {total} files")
+            return
+        if total == 0:
+            return
+        if self.tty:
+            if self._bar is None:
+                self._bar = Progress(
+                    TextColumn("Embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, transient=True,
+                )  # fmt: skip
+                self._bar.start()
+                self._task = self._bar.add_task("embed", total=total)
+            assert self._task is not None
+            self._bar.update(self._task, completed=done)
+            if done >= total:
+                self._bar.stop()
+        elif 100 * done // total >= self._next_pct:
+            err.print(f"embedding {done}/{total} ({100 * done // total}%)")
+            self._next_pct = 100 * done // total // 10 * 10 + 10
+
+
+def _build(settings: Settings, source: Path, rebuild: bool = False) -> int:
+    """Build or update the index; returns the number of skipped files."""
     from de06qa.embedding import SentenceTransformerEmbedder
     from de06qa.indexing import build_index
 
     embedder = SentenceTransformerEmbedder(settings)
-    summary = build_index(settings, source, embedder, progress=sys.stderr.isatty())
+    s = build_index(settings, source, embedder, _Reporter(), rebuild=rebuild)
+    change = f"{s.embedded} new or changed, {s.reused} unchanged, {s.removed} removed"
     err.print(
-        f"Indexed {summary.documents} documents into {summary.chunks} chunks "
-        f"({summary.sentences} sentences) in {summary.seconds:.1f} s -> {summary.index_dir}"
+        f"Indexed {s.documents} documents ({change}) into {s.chunks} chunks "
+        f"({s.sentences} sentences) in {s.seconds:.1f} s -> {s.index_dir}",
+        soft_wrap=True,
     )
-    for s in summary.skipped:
-        err.print(f"  skipped {s.path}: {s.reason}")
+    for sk in s.skipped:
+        err.print(f"  skipped {sk.path}: {sk.reason}", soft_wrap=True)
+    return len(s.skipped)
 
 
 @app.command()
 def index(
     path: Annotated[Path | None, typer.Argument(help="Folder of .txt articles [default: seeds/]")] = None,
     index_dir: IndexDirOpt = None,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild everything from scratch")] = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Re-embed every article instead of only new or changed ones")
+    ] = False,
 ) -> None:
-    """Build the index from a folder of articles.
+    """Build or update the index from a folder of articles.
+
+    Only new or changed articles are embedded; deleted ones are removed. Exit status: 0 when every
+    file was indexed, 3 when some were skipped (each is listed with its reason), 2 on an error.
 
     Example: de06qa index seeds --index-dir index
     """
     settings = _settings(index_dir)
-    _build(settings, path or settings.seeds_dir)
+    if _build(settings, path or settings.seeds_dir, rebuild):
+        raise typer.Exit(3)
 
 
 def _open(settings: Settings):  # type: ignore[no-untyped-def]

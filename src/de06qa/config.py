@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from de06qa.errors import De06qaError
+
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 
 
@@ -32,6 +34,8 @@ class Settings:
     embed_batch_size: int = 32
     k: int = 5
     max_query_chars: int = 1000
+    # Larger files are skipped with a reason instead of read (see ingest.read_article).
+    max_article_bytes: int = 5_000_000
     # The server checks the index folder this often and loads a rebuilt index (0 = never).
     reload_poll_s: float = 2.0
 
@@ -50,6 +54,11 @@ class Settings:
             updates["model"] = v
         if v := env.get("DE06QA_FAISS_INDEX"):
             updates["faiss_index"] = v
+        if v := env.get("DE06QA_MAX_ARTICLE_MB"):
+            try:
+                updates["max_article_bytes"] = int(float(v) * 1e6)
+            except ValueError:
+                raise De06qaError(f"DE06QA_MAX_ARTICLE_MB={v!r} is not a number of megabytes") from None
         return replace(s, **updates)  # type: ignore[arg-type]
 
     def with_(self, **changes: object) -> Settings:

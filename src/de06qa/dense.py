@@ -50,6 +50,12 @@ class DenseIndex:
             [(int(i), float(s)) for i, s in zip(row_i, row_s) if i >= 0] for row_i, row_s in zip(ids, scores)
         ]
 
+    def vectors(self) -> np.ndarray:
+        """The stored vectors in row order (flat and HNSW-flat both keep them), for incremental builds."""
+        if self.size == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return np.asarray(self._index.reconstruct_n(0, self.size), dtype=np.float32)
+
     def save(self, folder: Path) -> None:
         faiss.write_index(self._index, str(folder / INDEX_FILE))
 

@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,6 +48,9 @@ def profile_for(model: str) -> Profile:
     return PLAIN
 
 
+Progress = Callable[[int], None]
+
+
 class Embedder(Protocol):
     """What the index and the searcher need from a model (a fake one is used in unit tests)."""
 
@@ -54,7 +58,9 @@ class Embedder(Protocol):
     dim: int
     profile: Profile
 
-    def embed_passages(self, texts: list[str], progress: bool = False) -> np.ndarray: ...
+    def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        """Embed passages; `progress(n)` is called as each further n texts are done."""
+        ...
 
     def embed_queries(self, texts: list[str]) -> np.ndarray: ...
 
@@ -98,20 +104,25 @@ class SentenceTransformerEmbedder:
             texts = [_segmented(t) for t in texts]
         return [prefix + t for t in texts]
 
-    def embed_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        # Sorting by length keeps padding (wasted FLOPs) low inside each batch.
+    def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        # Sorting by length keeps padding (wasted FLOPs) low inside each batch; slices of a few
+        # batches let the caller show progress.
         prepared = self._prepare(texts, self.profile.passage_prefix)
-        order = np.argsort([len(t) for t in prepared])
-        vecs = self._model.encode(
-            [prepared[i] for i in order],
-            batch_size=self.batch_size,
-            show_progress_bar=progress,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
-        out = np.empty_like(vecs)
-        out[order] = vecs
-        return np.ascontiguousarray(out, dtype=np.float32)
+        order = np.argsort([len(t) for t in prepared], kind="stable")
+        out = np.empty((len(texts), self.dim), np.float32)
+        step = self.batch_size * 8
+        for i in range(0, len(order), step):
+            rows = order[i : i + step]
+            out[rows] = self._model.encode(
+                [prepared[j] for j in rows],
+                batch_size=self.batch_size,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+            if progress is not None:
+                progress(len(rows))
+        return out
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         fast = self._fast if self._fast is not None else self._trace()

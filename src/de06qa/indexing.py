@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from de06qa import store
 from de06qa.chunking import chunk_articles
@@ -14,6 +19,7 @@ from de06qa.config import Settings
 from de06qa.dense import DenseIndex
 from de06qa.documents import Article, Chunk, Skipped, Span
 from de06qa.embedding import Embedder
+from de06qa.errors import De06qaError, IndexMissing
 from de06qa.ingest import read_folder
 from de06qa.lexical import LexicalIndex
 from de06qa.text import SEGMENTER, folded_terms, word_terms, words
@@ -29,6 +35,9 @@ class BuildSummary:
     sentences: int
     skipped: tuple[Skipped, ...]
     seconds: float
+    embedded: int = 0  # articles chunked and embedded in this build (new or changed)
+    reused: int = 0  # unchanged articles whose vectors were kept
+    removed: int = 0  # articles of the previous index no longer in the folder
 
 
 def context_terms(article: Article) -> tuple[list[str], list[str]]:
@@ -49,23 +58,138 @@ def model_info(embedder: Embedder) -> store.ModelInfo:
     return store.ModelInfo(embedder.model_id, embedder.profile.name, embedder.dim, SEGMENTER)
 
 
-def build_index(settings: Settings, source: Path, embedder: Embedder, progress: bool = False) -> BuildSummary:
+Report = Callable[[str, int, int], None]
+"""Progress of a build: (stage, done, total), called as work advances."""
+
+
+def _previous(settings: Settings, embedder: Embedder) -> store.IndexData | None:
+    """The existing index, if its vectors can be reused: same model, same chunking."""
+    try:
+        data = store.load(settings.index_dir)
+        store.check_model(data.manifest, model_info(embedder), settings.index_dir)
+    except De06qaError as e:
+        if not isinstance(e, IndexMissing):
+            log.warning("full build: the existing index cannot be reused (%s)", e)
+        return None
+    built = data.manifest.get("settings", {})
+    if (built.get("chunk_chars"), built.get("chunk_overlap")) != (
+        settings.chunk_chars,
+        settings.chunk_overlap,
+    ):
+        log.warning("full build: chunk settings changed since the last build")
+        return None
+    return data
+
+
+def build_index(
+    settings: Settings,
+    source: Path,
+    embedder: Embedder,
+    report: Report | None = None,
+    rebuild: bool = False,
+) -> BuildSummary:
+    """Index every readable article of `source` into `settings.index_dir`.
+
+    Incremental unless `rebuild`: articles whose content hash is unchanged keep their chunks and
+    vectors; new and changed ones are chunked and embedded; deleted ones drop out. BM25 is always
+    recomputed over all chunks (cheap), so its statistics are exactly those of a full build."""
     t0 = time.perf_counter()
-    articles, skipped = read_folder(source)
-    chunks = chunk_articles(articles, settings.chunk_chars, settings.chunk_overlap)
-    by_id = {a.doc_id: a for a in articles}
-    context = {a.doc_id: context_terms(a) for a in articles}
-    lexical = LexicalIndex.build(
-        [list(c.words) + context[c.doc_id][0] for c in chunks],
-        [list(c.folded) + context[c.doc_id][1] for c in chunks],
+    with store.build_lock(settings.index_dir):
+        articles, skipped = read_folder(source, settings.max_article_bytes)
+        if report:
+            report("read", len(articles), len(articles) + len(skipped))
+        previous = None if rebuild else _previous(settings, embedder)
+        old_docs = previous.manifest["documents"] if previous else {}
+        kept = {
+            a.doc_id for a in articles if old_docs.get(a.doc_id, {}).get("content_hash") == a.content_hash
+        }
+        by_id = {a.doc_id: a for a in articles}
+
+        fresh = chunk_articles(
+            [a for a in articles if a.doc_id not in kept], settings.chunk_chars, settings.chunk_overlap
+        )
+        fresh_sents = list(dict.fromkeys((c.doc_id, s.start, s.end) for c in fresh for s in c.sentences))
+        total = len(fresh) + len(fresh_sents)
+        done = 0
+
+        def step(n: int) -> None:
+            nonlocal done
+            done += n
+            if report:
+                report("embed", done, total)
+
+        log.info("embedding %d chunks and %d sentences", len(fresh), len(fresh_sents))
+        fresh_vecs = embedder.embed_passages([passage_text(by_id[c.doc_id], c) for c in fresh], step)
+        fresh_sent_vecs = embedder.embed_passages([by_id[d].text[a:b] for d, a, b in fresh_sents], step)
+
+        # Assemble in article order: reused rows from the previous index, new rows from above.
+        chunk_rows: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
+        sent_rows: dict[str, list[tuple[tuple[str, int, int], np.ndarray]]] = {}
+        if previous is not None and kept:
+            old_vecs = previous.dense.vectors()
+            for c, v in zip(previous.chunks, old_vecs):
+                if c.doc_id in kept:
+                    chunk_rows.setdefault(c.doc_id, []).append((c, v))
+            for sp, d, v in zip(previous.sentences, previous.sentence_docs, previous.sentence_vectors):
+                if d in kept:
+                    sent_rows.setdefault(d, []).append(((d, sp.start, sp.end), v))
+        for c, v in zip(fresh, fresh_vecs):
+            chunk_rows.setdefault(c.doc_id, []).append((c, v))
+        for key, v in zip(fresh_sents, fresh_sent_vecs):
+            sent_rows.setdefault(key[0], []).append((key, v))
+        order = [a.doc_id for a in articles]
+        chunks = [c for d in order for c, _ in chunk_rows.get(d, [])]
+        vectors = _stack([v for d in order for _, v in chunk_rows.get(d, [])], embedder.dim)
+        sent_keys = [k for d in order for k, _ in sent_rows.get(d, [])]
+        sentence_vectors = _stack([v for d in order for _, v in sent_rows.get(d, [])], embedder.dim)
+        sentences = [Span(a, b, by_id[d].text[a:b]) for d, a, b in sent_keys]
+
+        context = {a.doc_id: context_terms(a) for a in articles}
+        lexical = LexicalIndex.build(
+            [list(c.words) + context[c.doc_id][0] for c in chunks],
+            [list(c.folded) + context[c.doc_id][1] for c in chunks],
+        )
+        manifest = _manifest(settings, source, embedder, articles, chunks, len(sentences), skipped)
+        data = store.IndexData(
+            manifest,
+            by_id,
+            chunks,
+            sentences,
+            [d for d, _, _ in sent_keys],
+            sentence_vectors,
+            DenseIndex.build(vectors, settings.faiss_index),
+            lexical,
+        )
+        store.save(data, settings.index_dir)
+    return BuildSummary(
+        settings.index_dir,
+        len(articles),
+        len(chunks),
+        len(sentences),
+        tuple(skipped),
+        time.perf_counter() - t0,
+        embedded=len(articles) - len(kept),
+        reused=len(kept),
+        removed=len(set(old_docs) - set(by_id)),
     )
-    log.info("embedding %d chunks", len(chunks))
-    vectors = embedder.embed_passages([passage_text(by_id[c.doc_id], c) for c in chunks], progress=progress)
-    sent_keys = list(dict.fromkeys((c.doc_id, s.start, s.end) for c in chunks for s in c.sentences))
-    sentences = [Span(a, b, by_id[d].text[a:b]) for d, a, b in sent_keys]
-    sentence_vectors = embedder.embed_passages([s.text for s in sentences], progress=progress)
+
+
+def _stack(rows: list[np.ndarray], dim: int) -> np.ndarray:
+    return np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
+
+
+def _manifest(
+    settings: Settings,
+    source: Path,
+    embedder: Embedder,
+    articles: list[Article],
+    chunks: list[Chunk],
+    sentences: int,
+    skipped: list[Skipped],
+) -> dict[str, Any]:
     info = model_info(embedder)
-    manifest = {
+    per_doc = Counter(c.doc_id for c in chunks)
+    return {
         "format_version": store.FORMAT_VERSION,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": str(source),
@@ -75,7 +199,7 @@ def build_index(settings: Settings, source: Path, embedder: Embedder, progress: 
             "chunk_overlap": settings.chunk_overlap,
             "faiss_index": settings.faiss_index,
         },
-        "counts": {"documents": len(articles), "chunks": len(chunks), "sentences": len(sentences)},
+        "counts": {"documents": len(articles), "chunks": len(chunks), "sentences": sentences},
         "documents": {
             a.doc_id: {
                 "content_hash": a.content_hash,
@@ -84,28 +208,9 @@ def build_index(settings: Settings, source: Path, embedder: Embedder, progress: 
                 "date": a.date,
                 "provinces": list(a.provinces),
                 "provinces_2025": list(a.provinces_2025),
-                "chunks": sum(1 for c in chunks if c.doc_id == a.doc_id),
+                "chunks": per_doc[a.doc_id],
             }
             for a in articles
         },
         "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
     }
-    data = store.IndexData(
-        manifest,
-        by_id,
-        chunks,
-        sentences,
-        [d for d, _, _ in sent_keys],
-        sentence_vectors,
-        DenseIndex.build(vectors, settings.faiss_index),
-        lexical,
-    )
-    store.save(data, settings.index_dir)
-    return BuildSummary(
-        settings.index_dir,
-        len(articles),
-        len(chunks),
-        len(sentences),
-        tuple(skipped),
-        time.perf_counter() - t0,
-    )

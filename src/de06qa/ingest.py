@@ -166,16 +166,26 @@ def build_article(doc_id: str, source: str, raw: str) -> Article:
     )
 
 
-def read_article(path: Path, source: str | None = None) -> Article:
-    """One file to an Article; raises DecodeError (with the skip reason) for unusable files."""
+def read_article(path: Path, source: str | None = None, max_bytes: int | None = None) -> Article:
+    """One file to an Article; raises DecodeError (with the skip reason) for unusable files.
+
+    A file over `max_bytes` is refused from its size alone, before any of it is read: segmenting
+    and embedding 20 MB of text would take the better part of an hour on a CPU and its memory
+    would grow with it; such a file is a dump of many articles, not one."""
     try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise DecodeError(
+                f"{size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit for one article; "
+                "split it into one file per article (or raise DE06QA_MAX_ARTICLE_MB)"
+            )
         data = path.read_bytes()
     except OSError as e:
         raise DecodeError(f"cannot read ({e.strerror})") from e
     return build_article(path.stem, source or str(path), decode(data))
 
 
-def read_folder(folder: Path) -> tuple[list[Article], list[Skipped]]:
+def read_folder(folder: Path, max_bytes: int | None = None) -> tuple[list[Article], list[Skipped]]:
     """Every *.txt article in `folder` (sorted by name); unusable files are returned with a reason."""
     if not folder.exists():
         raise SourceNotFound(f"{folder} does not exist; pass a folder of .txt articles (default: seeds/)")
@@ -189,7 +199,7 @@ def read_folder(folder: Path) -> tuple[list[Article], list[Skipped]]:
     skipped: list[Skipped] = []
     for path in paths:
         try:
-            articles.append(read_article(path))
+            articles.append(read_article(path, max_bytes=max_bytes))
         except DecodeError as e:
             skipped.append(Skipped(str(path), str(e)))
     return articles, skipped

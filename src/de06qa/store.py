@@ -12,10 +12,14 @@ Layout (self-describing, in the spirit of bm25s):
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,7 @@ import numpy as np
 
 from de06qa.dense import DenseIndex
 from de06qa.documents import Article, Chunk, Span
-from de06qa.errors import IndexDamaged, IndexIncompatible, IndexMissing
+from de06qa.errors import IndexBusy, IndexDamaged, IndexIncompatible, IndexMissing
 from de06qa.lexical import LexicalIndex
 
 FORMAT_VERSION = 1
@@ -82,6 +86,32 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+@contextmanager
+def build_lock(target: Path) -> Iterator[None]:
+    """One build at a time per index folder. flock is released by the kernel when the process
+    dies, even by SIGKILL, so a crashed build never leaves a stale lock behind."""
+    target = target.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    path = target.parent / f".{target.name}.lock"
+    with path.open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise IndexBusy(
+                f"another de06qa index (pid {holder}) is building {target}; wait for it to finish, then run again"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        # Leftovers of builds killed before their swap: safe to remove while we hold the lock.
+        for stale in target.parent.glob(f".{target.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        yield
+
+
 def save(data: IndexData, target: Path) -> None:
     """Write into a temporary sibling folder, then swap it in, so a crash never leaves a half index."""
     target = target.resolve()
@@ -108,19 +138,34 @@ def save(data: IndexData, target: Path) -> None:
         raise
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return bool(rc == 0)
+
+
 def _swap_in(tmp: Path, target: Path) -> None:
+    if not target.exists():
+        tmp.rename(target)
+        return
     # Keep files that are not ours (the README in the default index/ folder).
-    if target.exists():
-        for extra in target.iterdir():
-            if not (tmp / extra.name).exists() and not extra.name.startswith("."):
-                if extra.is_file() and extra.suffix == ".md":
-                    shutil.copy2(extra, tmp / extra.name)
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(target)
+    for extra in target.iterdir():
+        if extra.is_file() and extra.suffix == ".md" and not (tmp / extra.name).exists():
+            shutil.copy2(extra, tmp / extra.name)
+    # One atomic exchange: at every instant `target` is either the old or the new complete index,
+    # so a build killed at any moment leaves a loadable index.
+    if _exchange(tmp, target):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")  # two renames: a brief gap
+    target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -155,50 +200,70 @@ def check_model(manifest: dict[str, Any], model: ModelInfo, folder: Path) -> Non
         )
 
 
-def load(folder: Path) -> IndexData:
-    manifest = read_manifest(folder)
+@contextmanager
+def _pinned(folder: Path) -> Iterator[Path]:
+    """A path to the folder as it is now: a rebuild that swaps in a new folder while we read
+    cannot give us half old and half new files (Linux /proc/self/fd; elsewhere the plain path)."""
     try:
-        articles = {}
-        for r in _read_jsonl(folder / "articles.jsonl"):
-            r["provinces"], r["provinces_2025"] = tuple(r["provinces"]), tuple(r["provinces_2025"])
-            articles[r["doc_id"]] = Article(**r)
-        chunks = []
-        for r in _read_jsonl(folder / "chunks.jsonl"):
-            text = articles[r["doc_id"]].text
-            chunks.append(
-                Chunk(
-                    r["chunk_id"],
-                    r["doc_id"],
-                    r["start"],
-                    r["end"],
-                    r["text"],
-                    tuple(r["words"]),
-                    tuple(r["folded"]),
-                    tuple(Span(a, b, text[a:b]) for a, b in r["sentences"]),
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield folder
+        return
+    try:
+        pinned = Path(f"/proc/self/fd/{fd}")
+        yield pinned if pinned.is_dir() else folder
+    finally:
+        os.close(fd)
+
+
+def _damaged(folder: Path, what: str) -> IndexDamaged:
+    return IndexDamaged(f"{folder} is {what}; rebuild with: de06qa index --rebuild --index-dir {folder}")
+
+
+def load(folder: Path) -> IndexData:
+    with _pinned(folder) as base:
+        manifest = _manifest_named(base, folder)
+        try:
+            articles = {}
+            for r in _read_jsonl(base / "articles.jsonl"):
+                r["provinces"], r["provinces_2025"] = tuple(r["provinces"]), tuple(r["provinces_2025"])
+                articles[r["doc_id"]] = Article(**r)
+            chunks = []
+            for r in _read_jsonl(base / "chunks.jsonl"):
+                text = articles[r["doc_id"]].text
+                chunks.append(
+                    Chunk(
+                        r["chunk_id"],
+                        r["doc_id"],
+                        r["start"],
+                        r["end"],
+                        r["text"],
+                        tuple(r["words"]),
+                        tuple(r["folded"]),
+                        tuple(Span(a, b, text[a:b]) for a, b in r["sentences"]),
+                    )
                 )
-            )
-        sent_rows = _read_jsonl(folder / "sentences.jsonl")
-        sentences = [
-            Span(r["start"], r["end"], articles[r["doc_id"]].text[r["start"] : r["end"]]) for r in sent_rows
-        ]
-        vectors = np.load(folder / "sentences.npy")
-    except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as e:
-        raise IndexDamaged(
-            f"{folder} is incomplete or damaged ({type(e).__name__}); rebuild with: "
-            f"de06qa index --rebuild --index-dir {folder}"
-        ) from e
-    dense = DenseIndex.load(folder)
-    if dense.size != len(chunks) or len(vectors) != len(sentences):
-        raise IndexDamaged(
-            f"{folder} is inconsistent; rebuild with: de06qa index --rebuild --index-dir {folder}"
-        )
+            sent_rows = _read_jsonl(base / "sentences.jsonl")
+            sentences = [
+                Span(r["start"], r["end"], articles[r["doc_id"]].text[r["start"] : r["end"]])
+                for r in sent_rows
+            ]
+            vectors = np.load(base / "sentences.npy")
+            dense = DenseIndex.load(base)
+            lexical = LexicalIndex.load(base)
+        except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError, IndexDamaged) as e:
+            raise _damaged(folder, f"incomplete or damaged ({type(e).__name__})") from e
+    counts = manifest.get("counts", {})
+    if not (dense.size == len(chunks) == counts.get("chunks") and len(vectors) == len(sentences)):
+        raise _damaged(folder, "inconsistent (its files do not match its manifest)")
     return IndexData(
-        manifest,
-        articles,
-        chunks,
-        sentences,
-        [r["doc_id"] for r in sent_rows],
-        vectors,
-        dense,
-        LexicalIndex.load(folder),
+        manifest, articles, chunks, sentences, [r["doc_id"] for r in sent_rows], vectors, dense, lexical
     )
+
+
+def _manifest_named(base: Path, folder: Path) -> dict[str, Any]:
+    """read_manifest on the pinned path, with messages naming the folder the user gave."""
+    try:
+        return read_manifest(base)
+    except (IndexMissing, IndexDamaged, IndexIncompatible) as e:
+        raise type(e)(str(e).replace(str(base), str(folder))) from e

@@ -1,0 +1,198 @@
+"""Incremental builds, the build lock, crash safety (real SIGKILL) and damaged indexes (fake embedder)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from de06qa import store
+from de06qa.config import Settings
+from de06qa.errors import IndexBusy, IndexDamaged, IndexIncompatible
+from de06qa.indexing import build_index
+from de06qa.search import Searcher
+from de06qa.text import folded_terms
+
+from .conftest import FakeEmbedder
+
+NEW_ARTICLE = (
+    "Cao Bằng: Đẩy mạnh dịch vụ công trực tuyến\n"
+    "Đến nay, tỉnh Cao Bằng đã cung cấp 512 dịch vụ công toàn trình trên Cổng dịch vụ công quốc gia.\n"
+    "Tỷ lệ hồ sơ trực tuyến của tỉnh Cao Bằng đạt 47%."
+)
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(cache_dir=tmp_path / "cache", index_dir=tmp_path / "index", reload_poll_s=0)
+
+
+def test_incremental_build_embeds_only_new_and_changed(tmp_path: Path, seeds_copy: Path):
+    settings = _settings(tmp_path)
+    emb = FakeEmbedder()
+    first = build_index(settings, seeds_copy, emb)
+    full_count = emb.passages_embedded
+    assert (first.embedded, first.reused, first.removed) == (5, 0, 0)
+
+    again = build_index(settings, seeds_copy, emb)
+    assert (again.embedded, again.reused) == (0, 5) and emb.passages_embedded == full_count
+
+    (seeds_copy / "010_caobang.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    added = build_index(settings, seeds_copy, emb)
+    assert (added.embedded, added.reused, added.documents) == (1, 5, 6)
+    assert 0 < emb.passages_embedded - full_count < 10  # the new article's chunks and sentences only
+    s = Searcher.open(settings, emb)
+    res = s.search("Cao Bằng có bao nhiêu dịch vụ công toàn trình?")
+    assert res.passages[0].chunk.doc_id == "010_caobang" and res.answer and res.answer.text == "512"
+
+    # A changed and a deleted article.
+    victim = sorted(seeds_copy.glob("000_*.txt"))[0]
+    victim.unlink()
+    changed = seeds_copy / "010_caobang.txt"
+    changed.write_text(NEW_ARTICLE.replace("512", "513"), encoding="utf-8")
+    upd = build_index(settings, seeds_copy, emb)
+    assert (upd.embedded, upd.reused, upd.removed, upd.documents) == (1, 4, 1, 5)
+
+    # Exactly what a full build of the same folder gives: chunks, vectors and BM25 statistics.
+    full_settings = settings.with_(index_dir=tmp_path / "full")
+    build_index(full_settings, seeds_copy, FakeEmbedder(), rebuild=True)
+    inc, full = store.load(settings.index_dir), store.load(full_settings.index_dir)
+    assert [c.chunk_id for c in inc.chunks] == [c.chunk_id for c in full.chunks]
+    assert np.allclose(inc.dense.vectors(), full.dense.vectors())
+    assert np.allclose(inc.sentence_vectors, full.sentence_vectors)
+    for q in ("dịch vụ công toàn trình", "căn cước công dân gắn chip", "Cao Bằng 513"):
+        terms = folded_terms(q)
+        assert np.allclose(inc.lexical.scores("folded", terms), full.lexical.scores("folded", terms))
+    assert victim.stem not in inc.articles
+
+
+def test_rebuild_flag_and_changed_chunking_embed_everything(tmp_path: Path, seeds_copy: Path):
+    settings = _settings(tmp_path)
+    emb = FakeEmbedder()
+    build_index(settings, seeds_copy, emb)
+    assert build_index(settings, seeds_copy, emb, rebuild=True).embedded == 5
+    assert build_index(settings.with_(chunk_chars=300), seeds_copy, emb).embedded == 5
+
+
+def test_second_build_is_refused_while_one_holds_the_lock(tmp_path: Path, seeds_copy: Path):
+    settings = _settings(tmp_path)
+    build_index(settings, seeds_copy, FakeEmbedder())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from pathlib import Path
+            from de06qa.store import build_lock
+            with build_lock(Path({str(settings.index_dir)!r})):
+                print("locked", flush=True)
+                time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(IndexBusy, match=f"pid {holder.pid}.*wait for it"):
+            build_index(settings, seeds_copy, FakeEmbedder())
+    finally:
+        holder.kill()
+        holder.wait()
+    # The kernel drops a killed holder's lock: the next build goes through.
+    assert build_index(settings, seeds_copy, FakeEmbedder()).documents == 5
+    assert store.load(settings.index_dir).manifest["counts"]["documents"] == 5
+
+
+def test_sigkill_at_any_moment_leaves_a_loadable_index(tmp_path: Path, seeds_copy: Path):
+    """A real process rebuilds the index in a loop, alternating two corpora; it is killed with
+    SIGKILL at random moments. Every time, the index on disk loads whole and answers."""
+    settings = _settings(tmp_path)
+    five = seeds_copy
+    six = tmp_path / "six"
+    shutil.copytree(five, six)
+    (six / "010_caobang.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    build_index(settings, five, FakeEmbedder())
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from tests.conftest import FakeEmbedder
+        from de06qa.config import Settings
+        from de06qa.indexing import build_index
+        s = Settings(index_dir=Path({str(settings.index_dir)!r}), cache_dir=Path({str(tmp_path / "c")!r}))
+        print("go", flush=True)
+        while True:
+            for src in ({str(five)!r}, {str(six)!r}):
+                build_index(s, Path(src), FakeEmbedder(), rebuild=True)
+    """)
+    rng = np.random.default_rng(7)
+    seen = set()
+    for _ in range(8):
+        p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        assert p.stdout and p.stdout.readline().strip() == "go"
+        time.sleep(float(rng.uniform(0.05, 1.2)))
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        data = store.load(settings.index_dir)
+        n = data.manifest["counts"]["documents"]
+        assert n in (5, 6) and len(data.articles) == n and data.dense.size == len(data.chunks)
+        seen.add(n)
+        res = Searcher(data, FakeEmbedder(), settings).search("dịch vụ công toàn trình")
+        assert res.passages
+    assert seen == {5, 6}, "the kills should land in both phases"
+    # The leftovers of killed builds are cleared by the next build.
+    build_index(settings, five, FakeEmbedder())
+    assert not list(tmp_path.glob(".index.tmp-*"))
+
+
+@pytest.mark.parametrize(
+    ("damage", "error", "fix"),
+    [
+        (
+            lambda d: (d / "vectors.faiss").write_bytes((d / "vectors.faiss").read_bytes()[:100]),
+            IndexDamaged,
+            "--rebuild",
+        ),
+        (lambda d: (d / "chunks.jsonl").unlink(), IndexDamaged, "--rebuild"),
+        (lambda d: shutil.rmtree(d / "bm25_words"), IndexDamaged, "--rebuild"),
+        (lambda d: (d / "sentences.npy").write_bytes(b"\x93NUMPY"), IndexDamaged, "--rebuild"),
+        (lambda d: (d / "manifest.json").write_text("{", encoding="utf-8"), IndexDamaged, "--rebuild"),
+        (
+            lambda d: (d / "manifest.json").write_text(
+                (d / "manifest.json")
+                .read_text(encoding="utf-8")
+                .replace('"format_version": 1', '"format_version": 99'),
+                encoding="utf-8",
+            ),
+            IndexIncompatible,
+            "--rebuild",
+        ),
+    ],
+)
+def test_damaged_index_is_a_clear_error(tmp_path: Path, fake_index: Settings, damage, error, fix):
+    folder = tmp_path / "idx"
+    shutil.copytree(fake_index.index_dir, folder)
+    damage(folder)
+    with pytest.raises(error) as e:
+        store.load(folder)
+    msg = str(e.value)
+    assert str(folder) in msg and fix in msg and "\n" not in msg and "/proc/" not in msg
+
+
+def test_damaged_index_is_rebuilt_in_full(tmp_path: Path, seeds_copy: Path):
+    settings = _settings(tmp_path)
+    build_index(settings, seeds_copy, FakeEmbedder())
+    (settings.index_dir / "vectors.faiss").write_bytes(b"junk")
+    assert build_index(settings, seeds_copy, FakeEmbedder()).embedded == 5
+    assert store.load(settings.index_dir).dense.size > 0
+
+
+def test_model_mismatch_names_the_model(tmp_path: Path, fake_index: Settings):
+    other = FakeEmbedder()
+    other.model_id = "other/model"
+    with pytest.raises(IndexIncompatible, match=r"built with model 'fake/hash-64'.*--rebuild"):
+        Searcher.open(fake_index, other)
