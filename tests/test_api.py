@@ -63,6 +63,12 @@ def test_bad_input_is_a_4xx_with_a_reason(client: TestClient, request_args, stat
     assert reason in detail
 
 
+def test_wrong_method_lists_the_allowed_ones(client: TestClient):
+    r = client.request("PUT", "/search", json={"q": "x"})
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+    assert r.json()["detail"] == "PUT is not allowed here; use GET or POST"
+
+
 def test_get_and_post_give_the_same_search(client: TestClient):
     g = client.get("/search", params={"q": Q, "k": 3}).json()
     p = client.post("/search", json={"q": Q, "k": 3}).json()

@@ -16,6 +16,8 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from de06qa.config import Settings
@@ -29,9 +31,15 @@ from de06qa.errors import (
     ModelUnavailable,
     UnknownDocument,
 )
+from de06qa.search import EMPTY_QUESTION
 from de06qa.service import Service
 
 K_MAX = 50
+Q_MAX = Settings().max_query_chars
+# In the schema too, so generated clients and schemathesis know a blank question is not valid.
+# The pattern: some character that Python's str.strip() keeps (it also strips U+001C-1F and U+0085,
+# which JSON Schema's \s does not cover).
+Q_PATTERN = r"[^\s\u001c-\u001f\u0085]"
 Mode = Literal["hybrid", "bm25", "dense"]
 
 _STATUS: dict[type[De06qaError], int] = {
@@ -49,6 +57,9 @@ class SearchRequest(BaseModel):
     q: str = Field(
         description="The question, 1–1000 characters",
         examples=["Hà Giang có bao nhiêu dịch vụ công toàn trình?"],
+        min_length=1,
+        max_length=Q_MAX,
+        pattern=Q_PATTERN,
     )
     k: int = Field(5, ge=1, le=K_MAX, description="Passages to return")
     mode: Mode = Field("hybrid", description="Retrieval mode; hybrid is the default and the best")
@@ -132,6 +143,7 @@ class ErrorOut(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Query string or body that is not UTF-8"},
     404: {"model": ErrorOut},
     422: {"model": ErrorOut},
     503: {"model": ErrorOut, "description": "No usable index (missing, damaged or from another model)"},
@@ -165,6 +177,10 @@ def _one_line(exc: RequestValidationError) -> str:
         if e.get("type") == "json_invalid":
             return f'the request body is not valid JSON ({e.get("ctx", {}).get("error", "decode error")}); send {{"q": "…", "k": 5}}'
         where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path"))
+        if where == "q" and e.get("type") in ("string_too_short", "string_pattern_mismatch"):
+            return EMPTY_QUESTION
+        if where == "q" and e.get("type") == "string_too_long":
+            return f"the question has {len(e.get('input', ''))} characters; the limit is {Q_MAX}"
         parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
     return "; ".join(parts) or "invalid request"
 
@@ -215,6 +231,27 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     async def _domain_error(request: Request, exc: De06qaError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=_STATUS.get(type(exc), 400))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        detail = str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in detail:
+            detail = 'the request body is not UTF-8 JSON; send {"q": "…", "k": 5} encoded as UTF-8'
+        elif exc.status_code == 405:
+            # One path may have several routes (GET and POST /search): list every method it takes,
+            # not only those of the first route Starlette tried.
+            allowed = sorted(
+                {
+                    m
+                    for r in app.router.routes
+                    if r.matches(request.scope)[0] == Match.PARTIAL
+                    for m in getattr(r, "methods", ()) or ()
+                }
+            )
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; use {' or '.join(allowed)}"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _one_line(exc)}, status_code=422)
@@ -225,7 +262,13 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     def search_get(
         q: Annotated[
             str,
-            Query(description="The question", examples=["Hà Giang có bao nhiêu dịch vụ công toàn trình?"]),
+            Query(
+                description="The question, 1–1000 characters",
+                examples=["Hà Giang có bao nhiêu dịch vụ công toàn trình?"],
+                min_length=1,
+                max_length=Q_MAX,
+                pattern=Q_PATTERN,
+            ),
         ],
         k: Annotated[int, Query(ge=1, le=K_MAX, description="Passages to return")] = 5,
         mode: Annotated[Mode, Query(description="Retrieval mode")] = "hybrid",

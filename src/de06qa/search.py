@@ -23,6 +23,7 @@ from de06qa.indexing import context_terms, model_info
 from de06qa.text import fold, folded_terms, has_diacritics, nfc, word_terms, words
 
 MODES = ("hybrid", "bm25", "dense")
+EMPTY_QUESTION = 'the question is empty; type a question, e.g. "Hà Giang có bao nhiêu dịch vụ công toàn trình?"'
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,7 @@ class Searcher:
     def validate(self, query: str) -> str:
         q = nfc(query).strip()
         if not q:
-            raise BadQuery(
-                'the question is empty; type a question, e.g. "Hà Giang có bao nhiêu dịch vụ công toàn trình?"'
-            )
+            raise BadQuery(EMPTY_QUESTION)
         if len(q) > self.settings.max_query_chars:
             raise BadQuery(
                 f"the question has {len(q)} characters; the limit is {self.settings.max_query_chars}"

@@ -1,0 +1,89 @@
+"""Property tests (hypothesis): ingestion, normalisation, segmentation offsets and chunking hold
+their invariants on arbitrary bytes and Unicode, not only on the seeds."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from de06qa.chunking import chunk_article
+from de06qa.ingest import DecodeError, build_article, decode
+from de06qa.text import fold, nfc, normalise, sentences, unify_tones, words
+
+VIET = "aăâbcdđeêghiklmnoôơpqrstuưvxyáàảãạắằẳẵặấầẩẫậéèẻẽẹếềểễệíìỉĩịóòỏõọốồổỗộớờởỡợúùủũụứừửữựýỳỷỹỵ"
+# Mostly Vietnamese-looking text (words, numbers, punctuation, line breaks), with any character
+# of Unicode mixed in: decomposed marks, controls, emoji, surrogates-free astral planes.
+vietnamese_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(VIET + VIET.upper()),
+        st.sampled_from(" \n\t.,;:!?%/-()\"'0123456789"),
+        st.characters(exclude_categories=("Cs",)),
+    ),
+    max_size=600,
+)
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
+@given(st.binary(max_size=3000))
+def test_decode_gives_nfc_text_or_a_reason(data: bytes):
+    try:
+        text = decode(data)
+    except DecodeError as e:
+        assert str(e)
+    else:
+        assert unicodedata.is_normalized("NFC", text)
+
+
+@FUZZ
+@given(vietnamese_text)
+def test_decode_round_trips_utf8_and_utf16(text: str):
+    if not text.strip() or "\x00" in text:
+        return
+    assert decode(text.encode("utf-8")) == nfc(text)
+    assert decode(text.encode("utf-16")) == nfc(text)
+
+
+@FUZZ
+@given(vietnamese_text)
+def test_normalisation_keeps_length_so_offsets_carry_over(text: str):
+    t = nfc(text)
+    assert len(unify_tones(t)) == len(t)
+    assert len(fold(t)) == len(t)
+    assert normalise(normalise(t)) == normalise(t)
+
+
+@FUZZ
+@given(vietnamese_text)
+def test_segmentation_offsets_point_into_the_text(text: str):
+    t = nfc(text)
+    last = 0
+    for s in sentences(t):
+        assert t[s.start : s.end] == s.text and s.start >= last and s.text.strip()
+        last = s.end
+    last = 0
+    for w in words(t):
+        assert t[w.start : w.end] == w.text and w.start >= last
+        last = w.end
+
+
+@FUZZ
+@given(vietnamese_text, st.integers(min_value=40, max_value=600), st.integers(min_value=0, max_value=2))
+def test_chunks_are_spans_of_the_article(text: str, chunk_chars: int, overlap: int):
+    try:
+        article = build_article("doc", "doc.txt", nfc(text))
+    except DecodeError:
+        return  # nothing but boilerplate or blank
+    chunks = chunk_article(article, chunk_chars, overlap)
+    assert [c.chunk_id for c in chunks] == [f"doc#{i}" for i in range(len(chunks))]
+    covered = set()
+    for c in chunks:
+        assert article.text[c.start : c.end] == c.text and c.text.strip()
+        for s in c.sentences:
+            assert c.start <= s.start < s.end <= c.end and article.text[s.start : s.end] == s.text
+            covered.add((s.start, s.end))
+    # Every sentence of the article is in some chunk (long ones may be cut into pieces).
+    for s in sentences(article.text):
+        assert any(a <= s.start < b for a, b in covered) or not s.text.strip()
