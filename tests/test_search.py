@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from de06qa.errors import BadQuery
-from de06qa.evaluation import evaluate, load_questions
+from de06qa.evaluation import evaluate, load_questions, run_file
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,8 +74,15 @@ def test_bad_queries(real_searcher):
         real_searcher.search("x" * 1001)
 
 
-def test_question_set_meets_targets(real_searcher, tmp_path):
-    report = evaluate(real_searcher, load_questions(ROOT / "eval" / "questions.jsonl"), out=tmp_path)
+@pytest.fixture(scope="module")
+def evaluated(real_searcher, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    questions = load_questions(ROOT / "eval" / "questions.jsonl")
+    return questions, evaluate(real_searcher, questions, out=out), out
+
+
+def test_question_set_meets_targets(evaluated):
+    _, report, _ = evaluated
     hybrid = report["modes"]["hybrid"]
     assert hybrid["all"]["hit@1"] >= 0.90
     assert hybrid["all"]["hit@5"] >= 0.98
@@ -83,20 +90,23 @@ def test_question_set_meets_targets(real_searcher, tmp_path):
     assert hybrid["answer_sentence_accuracy"] >= 0.85
     assert hybrid["abstention"]["recall"] >= 0.75
     assert hybrid["abstention"]["answerable_wrongly_flagged"] <= 0.05
-    # hybrid beats both of its parts
-    assert hybrid["all"]["mrr@10"] > report["modes"]["bm25"]["all"]["mrr@10"]
-    assert hybrid["all"]["mrr@10"] > report["modes"]["dense"]["all"]["mrr@10"]
+    # hybrid beats each of its parts and both baselines
+    for other in ("bm25-syllables", "bm25-words", "bm25", "dense"):
+        assert hybrid["all"]["mrr@10"] > report["modes"][other]["all"]["mrr@10"], other
 
 
-def test_metrics_agree_with_ir_measures(real_searcher, tmp_path):
+@pytest.mark.parametrize("mode", ["bm25-syllables", "bm25-words", "bm25", "dense", "hybrid"])
+def test_metrics_agree_with_ir_measures(evaluated, mode):
     ir_measures = pytest.importorskip("ir_measures")
-    questions = load_questions(ROOT / "eval" / "questions.jsonl")
-    report = evaluate(real_searcher, questions, modes=("hybrid",), out=tmp_path)
-    qrels = list(ir_measures.read_trec_qrels(str(tmp_path / "qrels.trec")))
-    run = list(ir_measures.read_trec_run(str(tmp_path / "run.trec")))
+    questions, report, out = evaluated
+    qrels = list(ir_measures.read_trec_qrels(str(out / "qrels.trec")))
+    run = list(ir_measures.read_trec_run(str(out / run_file(mode))))
     answerable = {q.qid for q in questions if q.answerable}
     run = [r for r in run if r.query_id in answerable]
-    agg = ir_measures.calc_aggregate([ir_measures.RR @ 10, ir_measures.nDCG @ 10], qrels, run)
-    ours = report["modes"]["hybrid"]["all"]
+    measures = [ir_measures.RR @ 10, ir_measures.nDCG @ 10, ir_measures.R @ 10, ir_measures.Success @ 1]
+    agg = ir_measures.calc_aggregate(measures, qrels, run)
+    ours = report["modes"][mode]["all"]
     assert agg[ir_measures.RR @ 10] == pytest.approx(ours["mrr@10"], abs=1e-3)
     assert agg[ir_measures.nDCG @ 10] == pytest.approx(ours["ndcg@10"], abs=1e-3)
+    assert agg[ir_measures.R @ 10] == pytest.approx(ours["recall@10"], abs=1e-3)
+    assert agg[ir_measures.Success @ 1] == pytest.approx(ours["hit@1"], abs=1e-3)

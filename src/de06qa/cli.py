@@ -236,6 +236,101 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
+METRICS = ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "ndcg@10", "recall@10")
+
+
+def _print_report(report: dict) -> None:  # type: ignore[type-arg]
+    from rich.table import Table
+
+    wide = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    modes = report["modes"]
+    kinds = ", ".join(f"{n} {k}" for k, n in report["kinds"].items())
+    t = Table(
+        title=f"Retrieval on {report['answerable']} answerable questions ({kinds})", title_justify="left"
+    )
+    t.add_column("kind")
+    t.add_column("mode")
+    for m in METRICS:
+        t.add_column(m.replace("recall", "R"), justify="right")
+    kind_names = ["all", *sorted({k for r in modes.values() for k in r["by_kind"]})]
+    for kind in kind_names:
+        for i, (mode, r) in enumerate(modes.items()):
+            row = r["all"] if kind == "all" else r["by_kind"].get(kind)
+            if row:
+                t.add_row(kind if i == 0 else "", mode, *(f"{row[m]:.3f}" for m in METRICS),
+                          end_section=i == len(modes) - 1)  # fmt: skip
+    wide.print(t)
+    a = Table(title="Answers and abstention", title_justify="left")
+    for col in ("mode", "sentence acc", "span acc", "abstain P", "abstain R", "answerable flagged"):
+        a.add_column(col, justify="left" if col == "mode" else "right")
+    for mode, r in modes.items():
+        if "abstention" in r:
+            ab = r["abstention"]
+            a.add_row(mode, f"{r['answer_sentence_accuracy']:.3f}", f"{r['answer_span_accuracy']:.3f}",
+                      f"{ab['precision']:.3f}", f"{ab['recall']:.3f}", f"{ab['answerable_wrongly_flagged']:.3f}")  # fmt: skip
+    wide.print(a)
+
+
+@app.command("eval")
+def eval_(
+    index_dir: IndexDirOpt = None,
+    questions: Annotated[
+        Path, typer.Option("--questions", help="Question file (JSON Lines, eval/README.md)")
+    ] = Path("eval/questions.jsonl"),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for metrics.json, run/qrels, failures")
+    ] = Path("eval/out"),
+    corpus: Annotated[
+        Path | None, typer.Option("--corpus", help="Index (or update) this folder of articles first")
+    ] = None,
+    modes: Annotated[
+        str | None, typer.Option("--modes", help="Comma-separated subset of the modes (default: all)")
+    ] = None,
+) -> None:
+    """Score retrieval on a question set, mode by mode, and write TREC run/qrels files.
+
+    Modes: bm25-syllables (a generic BM25 library's baseline), bm25-words (underthesea words),
+    bm25 (ours: words + accent-folded syllables), dense, hybrid (the default).
+
+    Examples:
+      de06qa eval --out eval/out
+      de06qa eval --corpus mydata/corpus --questions mydata/questions.jsonl --index-dir mydata/index --out mydata/out
+    """
+    from de06qa.evaluation import EVAL_MODES, evaluate, load_questions, run_file
+
+    settings = _settings(index_dir)
+    qs = load_questions(questions)
+    if corpus is not None:
+        _build(settings, corpus)
+    searcher = _open(settings)
+    chosen = tuple(m.strip() for m in modes.split(",")) if modes else EVAL_MODES
+    report = evaluate(searcher, qs, chosen, out_dir)
+    _print_report(report)
+    files = ", ".join([run_file(m) for m in chosen])
+    err.print(f"Wrote {out_dir}/metrics.json, qrels.trec, {files}, failures.jsonl", soft_wrap=True)
+
+
+@app.command("convert-squad")
+def convert_squad(
+    squad_file: Annotated[Path, typer.Argument(help="A SQuAD-format JSON file (SQuAD 1.1 or 2.0 layout)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write corpus/ and questions.jsonl into")],
+) -> None:
+    """Turn a SQuAD-format dataset into a corpus folder and a question file for `de06qa eval`.
+
+    Example:
+      de06qa convert-squad viquad_dev.json --out mydata
+      de06qa eval --corpus mydata/corpus --questions mydata/questions.jsonl --index-dir mydata/index --out mydata/out
+    """
+    from de06qa.squad import convert
+
+    c = convert(squad_file, out_dir)
+    err.print(
+        f"Wrote {c.articles} articles to {c.corpus}/ and {c.answerable + c.unanswerable} questions "
+        f"({c.unanswerable} unanswerable) to {c.questions}",
+        soft_wrap=True,
+    )
+
+
 def _open_text(path: Path):  # type: ignore[no-untyped-def]
     try:
         return path.open(encoding="utf-8")

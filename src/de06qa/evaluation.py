@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from de06qa.errors import De06qaError
+from de06qa.lexical import PlainBM25
 from de06qa.search import MODES, Searcher, SearchResult
+from de06qa.text import nfc, word_terms, words
 
 DEPTH = 10
 KINDS = ("direct", "paraphrase", "accentless", "english", "unanswerable")
@@ -85,25 +89,56 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in rows[0]}
 
 
+# Retrieval modes the evaluation compares. The first two are baselines that only rank passages:
+# a generic BM25 library over syllables, and BM25 over underthesea words alone; the others are
+# the Searcher's own modes, with answer extraction.
+BASELINES = ("bm25-syllables", "bm25-words")
+EVAL_MODES = (*BASELINES, *sorted(MODES, key=("bm25", "dense", "hybrid").index))
+
+
+def _baseline_rankings(searcher: Searcher, mode: str, questions: list[Question]) -> dict[str, list[str]]:
+    chunks = searcher.data.chunks
+    if mode == "bm25-syllables":
+        plain = PlainBM25([c.text for c in chunks])
+        return {q.qid: [chunks[i].chunk_id for i in plain.rank(q.question, DEPTH)] for q in questions}
+    out = {}
+    for q in questions:
+        scores = searcher.data.lexical.scores("words", word_terms(words(nfc(q.question))))
+        out[q.qid] = [chunks[i].chunk_id for i in np.argsort(-scores, kind="stable")[:DEPTH]]
+    return out
+
+
 def evaluate(
-    searcher: Searcher, questions: list[Question], modes: tuple[str, ...] = MODES, out: Path | None = None
+    searcher: Searcher,
+    questions: list[Question],
+    modes: tuple[str, ...] = EVAL_MODES,
+    out: Path | None = None,
 ) -> dict[str, Any]:
-    """Metrics per mode and per question kind; writes run/qrels/metrics/failures when `out` is set."""
+    """Metrics per mode and per question kind; writes runs, qrels, metrics and failures when `out`
+    is set: `run.trec` is the default (hybrid) mode, `run.<mode>.trec` the others."""
+    unknown = [m for m in modes if m not in EVAL_MODES]
+    if unknown:
+        raise De06qaError(f"unknown mode {unknown[0]!r}; choose from {', '.join(EVAL_MODES)}")
     answerable = [q for q in questions if q.answerable]
     rels = {q.qid: relevant_chunks(searcher, q) for q in answerable}
-    report: dict[str, Any] = {"questions": len(questions), "answerable": len(answerable), "modes": {}}
-    run_lines: list[str] = []
+    report: dict[str, Any] = {
+        "questions": len(questions),
+        "answerable": len(answerable),
+        "kinds": dict(Counter(q.kind for q in questions)),
+        "modes": {},
+    }
+    runs: dict[str, list[str]] = {}
     failures: list[dict[str, Any]] = []
     for mode in modes:
-        results = dict(
-            zip(
-                (q.qid for q in questions), searcher.search_many([q.question for q in questions], DEPTH, mode)
-            )
-        )
-        per_q = {
-            q.qid: _per_question([p["chunk_id"] for p in results[q.qid].to_dict()["results"]], rels[q.qid])
-            for q in answerable
-        }
+        results: dict[str, SearchResult] = {}
+        if mode in BASELINES:
+            ranked = _baseline_rankings(searcher, mode, questions)
+            scored = {qid: [(c, float(DEPTH - i)) for i, c in enumerate(cs)] for qid, cs in ranked.items()}
+        else:
+            found = searcher.search_many([q.question for q in questions], DEPTH, mode)
+            results = dict(zip((q.qid for q in questions), found))
+            scored = {qid: [(p.chunk.chunk_id, p.score) for p in r.passages] for qid, r in results.items()}
+        per_q = {q.qid: _per_question([c for c, _ in scored[q.qid]], rels[q.qid]) for q in answerable}
         by_kind = defaultdict(list)
         for q in answerable:
             by_kind[q.kind].append(per_q[q.qid])
@@ -111,28 +146,49 @@ def evaluate(
             "all": _mean(list(per_q.values())),
             "by_kind": {k: _mean(v) for k, v in by_kind.items()},
         }
-        if mode == "hybrid":
+        if results:
             mode_report.update(_answer_metrics(questions, results))
-            for q in answerable:
-                if per_q[q.qid]["hit@1"] < 1:
-                    failures.append(_failure(q, results[q.qid], rels[q.qid]))
-            for q in questions:
-                res = results[q.qid].to_dict()
-                run_lines += [
-                    f"{q.qid} Q0 {p['chunk_id']} {p['rank']} {p['score']:.6f} de06qa-{mode}"
-                    for p in res["results"]
-                ]
+        if mode == "hybrid":
+            failures = [
+                _failure(q, results[q.qid], rels[q.qid]) for q in answerable if per_q[q.qid]["hit@1"] < 1
+            ]
+        runs[mode] = [line for qid, rows in scored.items() for line in _trec_lines(qid, rows, mode)]
         report["modes"][mode] = mode_report
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-        (out / "run.trec").write_text("\n".join(run_lines) + "\n", encoding="utf-8")
-        qrels = [f"{qid} 0 {c} 1" for qid, cs in rels.items() for c in sorted(cs)]
-        (out / "qrels.trec").write_text("\n".join(qrels) + "\n", encoding="utf-8")
-        with (out / "failures.jsonl").open("w", encoding="utf-8") as f:
-            for row in failures:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        _write(out, report, runs, rels, failures)
     return report
+
+
+def _trec_lines(qid: str, rows: list[tuple[str, float]], mode: str) -> list[str]:
+    """TREC evaluators order by score, not by the rank column: equal scores are nudged down by
+    1e-6 so they keep our order instead of being re-sorted by document id."""
+    lines, prev = [], math.inf
+    for rank, (chunk_id, score) in enumerate(rows, 1):
+        prev = min(score, prev - 1e-6)
+        lines.append(f"{qid} Q0 {chunk_id} {rank} {prev:.6f} de06qa-{mode}")
+    return lines
+
+
+def run_file(mode: str) -> str:
+    return "run.trec" if mode == "hybrid" else f"run.{mode}.trec"
+
+
+def _write(
+    out: Path,
+    report: dict[str, Any],
+    runs: dict[str, list[str]],
+    rels: dict[str, set[str]],
+    failures: list[dict[str, Any]],
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    for mode, lines in runs.items():
+        (out / run_file(mode)).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    qrels = [f"{qid} 0 {c} 1" for qid, cs in rels.items() for c in sorted(cs)]
+    (out / "qrels.trec").write_text("\n".join(qrels) + "\n", encoding="utf-8")
+    with (out / "failures.jsonl").open("w", encoding="utf-8") as f:
+        for row in failures:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _answer_metrics(questions: list[Question], results: dict[str, SearchResult]) -> dict[str, Any]:

@@ -63,3 +63,24 @@ class LexicalIndex:
                     f"{path} is missing or damaged; rebuild with: de06qa index --rebuild"
                 ) from e
         return cls(fields)
+
+
+class PlainBM25:
+    """The evaluation's baseline: bm25s with its default tokenizer over the raw chunk text
+    (lower-cased syllables, no word segmentation, no accent folding, no article context), i.e.
+    what a generic BM25 library gives a Vietnamese corpus out of the box."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self._model = bm25s.BM25()
+        self._model.index(bm25s.tokenize(texts, show_progress=False), show_progress=False)
+        self._vocab = set(self._model.vocab_dict)
+        self._n = len(texts)
+
+    def rank(self, query: str, k: int) -> list[int]:
+        """Row numbers of the top-k texts for `query`."""
+        terms = bm25s.tokenize([query], return_ids=False, show_progress=False)[0]
+        known = [t for t in terms if t in self._vocab]
+        if not known:
+            return list(range(min(k, self._n)))
+        scores = np.asarray(self._model.get_scores(known))
+        return [int(i) for i in np.argsort(-scores, kind="stable")[:k]]

@@ -23,7 +23,9 @@ from de06qa.indexing import context_terms, model_info
 from de06qa.text import fold, folded_terms, has_diacritics, nfc, word_terms, words
 
 MODES = ("hybrid", "bm25", "dense")
-EMPTY_QUESTION = 'the question is empty; type a question, e.g. "Hà Giang có bao nhiêu dịch vụ công toàn trình?"'
+EMPTY_QUESTION = (
+    'the question is empty; type a question, e.g. "Hà Giang có bao nhiêu dịch vụ công toàn trình?"'
+)
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,9 @@ class Searcher:
         k = k or self.settings.k
         qs = [self.validate(q) for q in queries]
         t0 = time.perf_counter()
-        qvecs = self.embedder.embed_queries(qs) if mode != "bm25" and self.data.chunks else None
+        # Every mode embeds the question: the answer sentence and the confidence need it, whatever
+        # ranked the passages.
+        qvecs = self.embedder.embed_queries(qs) if self.data.chunks else None
         t_embed = (time.perf_counter() - t0) * 1000 / max(len(qs), 1)
         out = []
         for i, q in enumerate(qs):
