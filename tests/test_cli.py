@@ -123,6 +123,12 @@ def test_interactive_prompt_in_a_real_terminal(built):
     assert os.WEXITSTATUS(status) == 0
 
 
+def _ask_json(env: dict[str, str], question: str) -> dict:
+    r = subprocess.run([EXE, "ask", "--json", question], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
 def _peak_rss_mb(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run a command in a fresh Python child that reports the command's own peak RSS."""
     probe = (
@@ -174,14 +180,8 @@ def test_mixed_folder_indexes_every_readable_article(real_settings, real_searche
     _, rss_small = _peak_rss_mb([EXE, "index", str(small), "--index-dir", str(tmp_path / "i2")], env)
     assert rss < rss_small + 100, (rss, rss_small)
     print(f"peak RSS with the 21 MB file {rss:.0f} MB; without {rss_small:.0f} MB")
-    r = subprocess.run(
-        [EXE, "ask", "--json", "Ninh Bình phấn đấu tỷ lệ dịch vụ công trực tuyến đạt bao nhiêu?"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert json.loads(r.stdout)["results"][0]["doc_id"] == "c_cp1258"
+    found = _ask_json(env, "Ninh Bình phấn đấu tỷ lệ dịch vụ công trực tuyến đạt bao nhiêu?")
+    assert found["results"][0]["doc_id"] == "c_cp1258"
 
 
 def test_damaged_index_from_the_cli_is_one_line(real_settings, real_searcher, tmp_path):
@@ -208,13 +208,6 @@ def test_build_killed_mid_embedding_keeps_the_old_index(real_settings, real_sear
             break
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
-    r = subprocess.run(
-        [EXE, "ask", "--json", "Hà Giang có bao nhiêu dịch vụ công toàn trình?"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode == 0 and json.loads(r.stdout)["answer"]["text"] == "665"
+    assert _ask_json(env, "Hà Giang có bao nhiêu dịch vụ công toàn trình?")["answer"]["text"] == "665"
     r = subprocess.run([EXE, "index", str(SEEDS)], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "0 new or changed, 5 unchanged" in r.stderr

@@ -50,6 +50,14 @@ class DenseIndex:
             [(int(i), float(s)) for i, s in zip(row_i, row_s) if i >= 0] for row_i, row_s in zip(ids, scores)
         ]
 
+    def search_arrays(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores of the top-k for one query, best first, as arrays (-1 padding dropped)."""
+        if self.size == 0 or k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        scores, ids = self._index.search(np.ascontiguousarray(query, dtype=np.float32), min(k, self.size))
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
+
     def vectors(self) -> np.ndarray:
         """The stored vectors in row order (flat and HNSW-flat both keep them), for incremental builds."""
         if self.size == 0:

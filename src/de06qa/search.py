@@ -23,6 +23,7 @@ from de06qa.indexing import context_terms, model_info
 from de06qa.text import fold, folded_terms, has_diacritics, nfc, word_terms, words
 
 MODES = ("hybrid", "bm25", "dense")
+DENSE_DEPTH = 200
 EMPTY_QUESTION = (
     'the question is empty; type a question, e.g. "Hà Giang có bao nhiêu dịch vụ công toàn trình?"'
 )
@@ -129,7 +130,10 @@ class Searcher:
         self.embedder = embedder
         self.settings = settings
         self.fusion = fusion or FusionParams()
-        self._chunk_doc = np.array([c.doc_id for c in data.chunks])
+        # Chunk row -> article number, so per-article facts broadcast to chunks without a loop.
+        self._doc_ids = list(data.articles)
+        number = {d: i for i, d in enumerate(self._doc_ids)}
+        self._chunk_doc = np.array([number[c.doc_id] for c in data.chunks], dtype=np.int64)
         self._sent_index = {
             (d, s.start, s.end): i for i, (s, d) in enumerate(zip(data.sentences, data.sentence_docs))
         }
@@ -207,13 +211,17 @@ class Searcher:
         t = time.perf_counter()
         dense = np.zeros(n, np.float32)
         if qvec is not None:
-            for row, score in self.data.dense.search(qvec[None, :], n)[0]:
-                dense[row] = score
+            # Exact scores for the dense top DENSE_DEPTH; the rest share the lowest of those (on
+            # the seeds that is every chunk; on 100k chunks it spares a full sort of all scores).
+            rows, scores = self.data.dense.search_arrays(qvec[None, :], min(n, max(DENSE_DEPTH, 20 * k)))
+            dense[:] = scores[-1] if len(scores) else 0.0
+            dense[rows] = scores
         timings["dense"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         named = {p for name in find_provinces(q) for p in covered_by(name)}
         fused = self._fuse(lex, dense, mode, named, known)
-        order = np.argsort(-fused, kind="stable")[:k]
+        top = np.argpartition(-fused, k - 1)[:k] if k < n else np.arange(n)
+        order = top[np.argsort(-fused[top], kind="stable")]
         passages = tuple(
             Passage(
                 r + 1,
@@ -247,7 +255,8 @@ class Searcher:
         else:
             fused = w * _minmax(lex) + (1 - w) * _minmax(dense)
         if mode == "hybrid" and named:
-            about = np.array([bool(self._doc_provinces[d] & named) for d in self._chunk_doc])
+            about_doc = np.array([bool(self._doc_provinces[d] & named) for d in self._doc_ids])
+            about = about_doc[self._chunk_doc]
             fused = fused + f.province_boost * about
         return fused.astype(np.float32)
 
