@@ -21,6 +21,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from de06qa.config import Settings
+from de06qa.documents import Article
 from de06qa.embedding import Embedder
 from de06qa.errors import (
     BadQuery,
@@ -192,7 +193,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _summary(a: Any) -> dict[str, Any]:
+def _summary(a: Article) -> dict[str, Any]:
     return {
         "doc_id": a.doc_id,
         "title": a.title,
