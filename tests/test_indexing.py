@@ -41,8 +41,14 @@ def test_incremental_build_embeds_only_new_and_changed(tmp_path: Path, seeds_cop
     full_count = emb.passages_embedded
     assert (first.embedded, first.reused, first.removed) == (5, 0, 0)
 
+    stamp = (settings.index_dir / "manifest.json").stat().st_mtime_ns
     again = build_index(settings, seeds_copy, emb)
-    assert (again.embedded, again.reused) == (0, 5) and emb.passages_embedded == full_count
+    assert (again.embedded, again.reused, again.changed) == (
+        0,
+        5,
+        False,
+    ) and emb.passages_embedded == full_count
+    assert (settings.index_dir / "manifest.json").stat().st_mtime_ns == stamp  # untouched: no reload
 
     (seeds_copy / "010_caobang.txt").write_text(NEW_ARTICLE, encoding="utf-8")
     added = build_index(settings, seeds_copy, emb)

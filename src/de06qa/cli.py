@@ -87,6 +87,8 @@ def _build(settings: Settings, source: Path, rebuild: bool = False) -> int:
     embedder = SentenceTransformerEmbedder(settings)
     s = build_index(settings, source, embedder, _Reporter(), rebuild=rebuild)
     change = f"{s.embedded} new or changed, {s.reused} unchanged, {s.removed} removed"
+    if not s.changed:
+        change += "; the index was already up to date"
     err.print(
         f"Indexed {s.documents} documents ({change}) into {s.chunks} chunks "
         f"({s.sentences} sentences) in {s.seconds:.1f} s -> {s.index_dir}",

