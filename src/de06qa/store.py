@@ -121,6 +121,7 @@ def save(data: IndexData, target: Path) -> None:
     target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would hide the index from a server running as another user
     try:
         _write_jsonl(tmp / "articles.jsonl", [_article_record(a) for a in data.articles.values()])
         _write_jsonl(tmp / "chunks.jsonl", [_chunk_record(c) for c in data.chunks])
