@@ -134,13 +134,18 @@ def test_sigkill_at_any_moment_leaves_a_loadable_index(tmp_path: Path, seeds_cop
         while True:
             for src in ({str(five)!r}, {str(six)!r}):
                 build_index(s, Path(src), FakeEmbedder(), rebuild=True)
+                print("built", flush=True)
     """)
     rng = np.random.default_rng(7)
     seen = set()
-    for _ in range(8):
+    for i in range(8):
         p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
         assert p.stdout and p.stdout.readline().strip() == "go"
-        time.sleep(float(rng.uniform(0.05, 1.2)))
+        # Let 0-3 builds finish (so the kill lands after the five- and after the six-article
+        # build), then kill at a random moment inside the next one (a build takes ~0.3-1 s).
+        for _ in range(i % 4):
+            assert p.stdout.readline().strip() == "built"
+        time.sleep(float(rng.uniform(0.0, 0.6)))
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         data = store.load(settings.index_dir)
