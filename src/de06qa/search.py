@@ -140,6 +140,9 @@ class Searcher:
         self._doc_provinces = {d: set(a.provinces) for d, a in data.articles.items()}
         self._corpus_provinces = set().union(*self._doc_provinces.values()) if data.articles else set()
         self._context = {d: context_terms(a) for d, a in data.articles.items()}
+        self._title_folded = {
+            d: set(fold(" ".join([a.title, *a.provinces])).lower().split()) for d, a in data.articles.items()
+        }
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder, fusion: FusionParams | None = None) -> Searcher:
@@ -270,7 +273,7 @@ class Searcher:
         terms = content_terms(q)
         best: tuple[float, Span, Passage, float, float] | None = None
         for p in passages[:3]:
-            context = set(fold(" ".join([p.article.title, *p.article.provinces])).lower().split())
+            context = self._title_folded[p.chunk.doc_id]
             on_topic = not named or bool(named & self._doc_provinces[p.chunk.doc_id])
             for s in p.chunk.sentences:
                 sent_terms = set(fold(s.text).lower().split()) | context
