@@ -173,15 +173,17 @@ def _swap_in(tmp: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / MANIFEST
+def read_manifest(folder: Path, base: Path | None = None) -> dict[str, Any]:
+    """The manifest of `folder`, read through `base` when given (a pinned path to the same
+    folder); messages always name `folder`, the path the user knows."""
+    path = (base or folder) / MANIFEST
     if not path.exists():
         raise IndexMissing(f"no index in {folder}; build it with: de06qa index seeds --index-dir {folder}")
     try:
         manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise IndexDamaged(
-            f"{path} is damaged; rebuild with: de06qa index --rebuild --index-dir {folder}"
+            f"{folder / MANIFEST} is damaged; rebuild with: de06qa index --rebuild --index-dir {folder}"
         ) from e
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexIncompatible(
@@ -227,7 +229,7 @@ def _damaged(folder: Path, what: str) -> IndexDamaged:
 
 def load(folder: Path) -> IndexData:
     with _pinned(folder) as base:
-        manifest = _manifest_named(base, folder)
+        manifest = read_manifest(folder, base)
         try:
             articles = {}
             for r in _read_jsonl(base / "articles.jsonl"):
@@ -266,11 +268,3 @@ def load(folder: Path) -> IndexData:
     if not (dense.size == len(chunks) == counts.get("chunks") and len(vectors) == len(sentences)):
         raise _damaged(folder, "inconsistent (its files do not match its manifest)")
     return IndexData(manifest, articles, chunks, sentences, sentence_docs, vectors, dense, lexical)
-
-
-def _manifest_named(base: Path, folder: Path) -> dict[str, Any]:
-    """read_manifest on the pinned path, with messages naming the folder the user gave."""
-    try:
-        return read_manifest(base)
-    except (IndexMissing, IndexDamaged, IndexIncompatible) as e:
-        raise type(e)(str(e).replace(str(base), str(folder))) from e
