@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.text import Text
 
 from de06qa.config import Settings
-from de06qa.errors import De06qaError, IndexMissing
+from de06qa.errors import De06qaError
 
 app = typer.Typer(
     add_completion=False,
@@ -119,17 +119,20 @@ def index(
         raise typer.Exit(3)
 
 
+def _build_if_missing(settings: Settings) -> None:
+    """First use: with no index yet and the bundled seeds present, build it (ask, serve, eval)."""
+    from de06qa.store import MANIFEST
+
+    if not (settings.index_dir / MANIFEST).exists() and settings.seeds_dir.is_dir():
+        err.print(f"No index in {settings.index_dir} yet: building it from {settings.seeds_dir}/ (once).")
+        _build(settings, settings.seeds_dir)
+
+
 def _open(settings: Settings):  # type: ignore[no-untyped-def]
     from de06qa.search import open_searcher
 
-    try:
-        return open_searcher(settings)
-    except IndexMissing:
-        if not settings.seeds_dir.is_dir():
-            raise
-        err.print(f"No index in {settings.index_dir} yet: building it from {settings.seeds_dir}/ (once).")
-        _build(settings, settings.seeds_dir)
-        return open_searcher(settings)
+    _build_if_missing(settings)
+    return open_searcher(settings)
 
 
 def _print_result(d: dict, width: int = 80) -> None:  # type: ignore[type-arg]
@@ -231,9 +234,7 @@ def serve(
     from de06qa.api import create_app
 
     settings = _settings(index_dir)
-    if not (settings.index_dir / "manifest.json").exists() and settings.seeds_dir.is_dir():
-        err.print(f"No index in {settings.index_dir} yet: building it from {settings.seeds_dir}/ (once).")
-        _build(settings, settings.seeds_dir)
+    _build_if_missing(settings)
     err.print(f"de06qa: serving http://{host}:{port}/ (index {settings.index_dir}; Ctrl-C stops)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
