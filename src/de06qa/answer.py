@@ -267,13 +267,19 @@ def _names(sentence: str) -> list[re.Match[str]]:
     return out
 
 
+_TOKEN = re.compile(r"\w+(?:[.,/]\w+)*")
+
+
 def locate(sentence: str, question: str, kind: str | None) -> tuple[int, int] | None:
     """The span (offsets inside `sentence`) of the answer to `question`, or None.
 
     Among candidates of the wanted kind, pick the one closest to where the question's own words
     appear in the sentence: "… có 665 dịch vụ công toàn trình, đạt tỷ lệ 88,6%" answers
     "bao nhiêu dịch vụ công toàn trình" with 665, not 88,6%."""
-    cands = _candidates(sentence, kind)
+    # The answer is never a number or name the question itself gives ("mức độ 2" asks for a count,
+    # not for 2).
+    asked = set(_TOKEN.findall(fold(normalise(question))))
+    cands = [m for m in _candidates(sentence, kind) if not set(_TOKEN.findall(fold(normalise(m.group())))) <= asked]
     if not cands:
         return None
     terms = set(content_terms(question))

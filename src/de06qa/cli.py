@@ -81,10 +81,10 @@ class _Reporter:
 
 def _build(settings: Settings, source: Path, rebuild: bool = False) -> int:
     """Build or update the index; returns the number of skipped files."""
-    from de06qa.embedding import SentenceTransformerEmbedder
+    from de06qa.embedding import create_embedder
     from de06qa.indexing import build_index
 
-    embedder = SentenceTransformerEmbedder(settings)
+    embedder = create_embedder(settings)
     s = build_index(settings, source, embedder, _Reporter(), rebuild=rebuild)
     change = f"{s.embedded} new or changed, {s.reused} unchanged, {s.removed} removed"
     if not s.changed:
@@ -317,6 +317,13 @@ def eval_(
 def convert_squad(
     squad_file: Annotated[Path, typer.Argument(help="A SQuAD-format JSON file (SQuAD 1.1 or 2.0 layout)")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write corpus/ and questions.jsonl into")],
+    split: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0,
+            help="Also write questions.train.jsonl (this share of the articles) and questions.heldout.jsonl",
+        ),
+    ] = 0.0,
 ) -> None:
     """Turn a SQuAD-format dataset into a corpus folder and a question file for `de06qa eval`.
 
@@ -326,7 +333,7 @@ def convert_squad(
     """
     from de06qa.squad import convert
 
-    c = convert(squad_file, out_dir)
+    c = convert(squad_file, out_dir, split)
     err.print(
         f"Wrote {c.articles} articles to {c.corpus}/ and {c.answerable + c.unanswerable} questions "
         f"({c.unanswerable} unanswerable) to {c.questions}",

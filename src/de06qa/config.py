@@ -32,6 +32,12 @@ class Settings:
     # Dense index type: "flat" (exact, default) or "hnsw" (approximate, for large corpora).
     faiss_index: str = "flat"
     embed_batch_size: int = 32
+    # Embedding runtime: "onnx" (ONNX Runtime, default) or "torch" (sentence-transformers on
+    # PyTorch); precision of the ONNX model: "int8" (default; retrieval unchanged within 0.005
+    # MRR@10, eval/RESULTS.md) or "fp32". Threads per inference: 0 = one per core.
+    runtime: str = "onnx"
+    precision: str = "int8"
+    threads: int = 0
     k: int = 5
     max_query_chars: int = 1000
     # Larger files are skipped with a reason instead of read (see ingest.read_article).
@@ -52,6 +58,12 @@ class Settings:
             updates["cache_dir"] = Path(v)
         if v := env.get("DE06QA_MODEL"):
             updates["model"] = v
+        if v := env.get("DE06QA_RUNTIME"):
+            updates["runtime"] = v
+        if v := env.get("DE06QA_PRECISION"):
+            updates["precision"] = v
+        if v := env.get("DE06QA_THREADS"):
+            updates["threads"] = int(v) if v.isdigit() else 0
         if v := env.get("DE06QA_FAISS_INDEX"):
             updates["faiss_index"] = v
         if v := env.get("DE06QA_MAX_ARTICLE_MB"):

@@ -58,6 +58,13 @@ class DenseIndex:
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 
+    def score(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact cosine of the query with the given rows (flat and HNSW-flat keep the vectors)."""
+        if len(rows) == 0:
+            return np.zeros(0, np.float32)
+        vecs = self._index.reconstruct_batch(np.ascontiguousarray(rows, dtype=np.int64))
+        return np.asarray(vecs @ query, dtype=np.float32)
+
     def vectors(self) -> np.ndarray:
         """The stored vectors in row order (flat and HNSW-flat both keep them), for incremental builds."""
         if self.size == 0:

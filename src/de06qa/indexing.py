@@ -22,6 +22,7 @@ from de06qa.embedding import Embedder
 from de06qa.errors import De06qaError, IndexMissing
 from de06qa.ingest import read_folder
 from de06qa.lexical import LexicalIndex
+from de06qa.ranking import load_models
 from de06qa.text import SEGMENTER, folded_terms, word_terms, words
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,11 @@ def model_info(embedder: Embedder, dim: int | None = None) -> store.ModelInfo:
     """What the manifest records of the model. `dim` when already known, so that checking an
     index against the model does not need the model loaded."""
     return store.ModelInfo(
-        embedder.model_id, embedder.profile.name, embedder.dim if dim is None else dim, SEGMENTER
+        embedder.model_id,
+        embedder.profile.name,
+        embedder.dim if dim is None else dim,
+        SEGMENTER,
+        embedder.runtime,
     )
 
 
@@ -75,6 +80,12 @@ def _previous(settings: Settings, embedder: Embedder) -> store.IndexData | None:
     except De06qaError as e:
         if not isinstance(e, IndexMissing):
             log.warning("full build: the existing index cannot be reused (%s)", e)
+        return None
+    runtime = data.manifest["model"].get("runtime")
+    if runtime != embedder.runtime:
+        # Another runtime or precision gives slightly different vectors; mixing them in one index
+        # would rank new articles differently from old ones.
+        log.warning("full build: the index was embedded with %s, now %s", runtime, embedder.runtime)
         return None
     built = data.manifest.get("settings", {})
     if (built.get("chunk_chars"), built.get("chunk_overlap")) != (
@@ -231,13 +242,21 @@ def _manifest(
         "format_version": store.FORMAT_VERSION,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": str(source),
-        "model": {"model": info.model, "profile": info.profile, "dim": info.dim, "segmenter": info.segmenter},
+        "model": {
+            "model": info.model,
+            "profile": info.profile,
+            "dim": info.dim,
+            "segmenter": info.segmenter,
+            "runtime": info.runtime,
+        },
         "settings": {
             "chunk_chars": settings.chunk_chars,
             "chunk_overlap": settings.chunk_overlap,
             "faiss_index": settings.faiss_index,
         },
         "counts": {"documents": len(articles), "chunks": len(chunks), "sentences": sentences},
+        # The packaged ranking models a search over this index uses (they read its features).
+        "ranker": load_models().version,
         "documents": {
             a.doc_id: {
                 "content_hash": a.content_hash,

@@ -47,6 +47,20 @@ class LexicalIndex:
     def knows(self, field: str, term: str) -> bool:
         return term in self._vocab[field]
 
+    def idf(self, field: str, terms: tuple[str, ...]) -> dict[str, float]:
+        """BM25's idf, log(1 + (N - df + 0.5) / (df + 0.5)), of each term (0 when unknown):
+        document frequencies come from the index's term-by-document matrix."""
+        model = self._fields[field]
+        n = int(model.scores["num_docs"])
+        indptr = model.scores["indptr"]
+        vocab = model.vocab_dict
+        out = {}
+        for t in terms:
+            i = vocab.get(t)
+            df = int(indptr[i + 1] - indptr[i]) if i is not None and t else 0
+            out[t] = float(np.log1p((n - df + 0.5) / (df + 0.5))) if df else 0.0
+        return out
+
     def save(self, folder: Path) -> None:
         for name, model in self._fields.items():
             model.save(str(folder / f"bm25_{name}"), show_progress=False)

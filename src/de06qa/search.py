@@ -1,4 +1,4 @@
-"""The Searcher: lexical + dense retrieval, fusion, article context, answer and confidence.
+"""The Searcher: question analysis → backend candidates → learned ranking → answer and confidence.
 
 The CLI, the HTTP service and the evaluation only format what `Searcher.search` returns.
 """
@@ -13,29 +13,32 @@ from typing import Any
 import numpy as np
 
 from de06qa import store
-from de06qa.answer import STOPWORDS, content_terms, has_candidate, locate, question_kind
+from de06qa.answer import locate
+from de06qa.backends import Backend, Candidates
+from de06qa.backends.embedded import EmbeddedBackend
 from de06qa.config import Settings
 from de06qa.documents import Article, Chunk, Span
 from de06qa.embedding import Embedder
 from de06qa.errors import BadQuery, UnknownDocument
-from de06qa.gazetteer import covered_by, find_provinces
-from de06qa.indexing import context_terms, model_info
-from de06qa.text import fold, folded_terms, has_diacritics, nfc, word_terms, words
+from de06qa.indexing import model_info
+from de06qa.query import Query, analyse
+from de06qa.ranking import (
+    CONFIDENCE_FEATURES,
+    RANK_FEATURES,
+    SENTENCE_FEATURES,
+    CorpusView,
+    Models,
+    load_models,
+    rank_features,
+    sentence_features,
+    syllables,
+)
+from de06qa.text import nfc
 
 MODES = ("hybrid", "bm25", "dense")
-DENSE_DEPTH = 200
 EMPTY_QUESTION = (
     'the question is empty; type a question, e.g. "Hà Giang có bao nhiêu dịch vụ công toàn trình?"'
 )
-
-
-@dataclass(frozen=True)
-class FusionParams:
-    method: str = "weighted"  # "weighted" (normalised weighted sum) or "rrf"
-    lexical_weight: float = 0.4  # weighted: share of the normalised BM25 score
-    rrf_k: int = 60
-    folded_weight: float = 0.5  # BM25 of the folded field, relative to the accented words field
-    province_boost: float = 0.25  # added to chunks of an article about a province the question names
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Passage:
     score: float
     lexical: float
     dense: float
+    logit: float = 0.0  # the learned ranker's score, whatever the mode ranked by
 
 
 @dataclass(frozen=True)
@@ -106,47 +110,46 @@ class SearchResult:
         }
 
 
-def _minmax(x: np.ndarray) -> np.ndarray:
-    lo, hi = float(x.min()), float(x.max())
-    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+# Candidates per retrieval side: the top CANDIDATES by BM25 and the top CANDIDATES by cosine. On
+# ViNewsQA dev (the held-out part) the union holds a relevant chunk for 99% of the questions.
+CANDIDATES = 100
+# Sentences of the top ANSWER_PASSAGES passages compete to be the answer sentence.
+ANSWER_PASSAGES = 3
 
 
-def _rrf(scores: np.ndarray, k: int) -> np.ndarray:
-    ranks = np.empty(len(scores), dtype=np.float32)
-    ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
-    return 1.0 / (k + ranks)
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(min(x, 40.0), -40.0)))
+
+
+@dataclass(frozen=True, eq=False)
+class Ranked:
+    """A question's candidates with their features and ranking scores (what fitting reads too)."""
+
+    query: Query
+    candidates: Candidates
+    features: np.ndarray
+    logits: np.ndarray  # the learned ranker's, whatever the mode
+    idf: dict[str, float]
 
 
 class Searcher:
     def __init__(
-        self,
-        data: store.IndexData,
-        embedder: Embedder,
-        settings: Settings,
-        fusion: FusionParams | None = None,
+        self, data: store.IndexData, embedder: Embedder, settings: Settings, models: Models | None = None
     ) -> None:
-        store.check_model(data.manifest, model_info(embedder), settings.index_dir)
+        store.check_model(data.manifest, model_info(embedder, data.dense.dim), settings.index_dir)
         self.data = data
         self.embedder = embedder
         self.settings = settings
-        self.fusion = fusion or FusionParams()
-        # Chunk row -> article number, so per-article facts broadcast to chunks without a loop.
-        self._doc_ids = list(data.articles)
-        number = {d: i for i, d in enumerate(self._doc_ids)}
-        self._chunk_doc = np.array([number[c.doc_id] for c in data.chunks], dtype=np.int64)
+        self.models = models or load_models()
+        self.backend: Backend = EmbeddedBackend(data.lexical, data.dense)
+        self.view = _corpus_view(data)
         self._sent_index = {
             (d, s.start, s.end): i for i, (s, d) in enumerate(zip(data.sentences, data.sentence_docs))
         }
-        self._doc_provinces = {d: set(a.provinces) for d, a in data.articles.items()}
-        self._corpus_provinces = set().union(*self._doc_provinces.values()) if data.articles else set()
-        self._context = {d: context_terms(a) for d, a in data.articles.items()}
-        self._title_folded = {
-            d: set(fold(" ".join([a.title, *a.provinces])).lower().split()) for d, a in data.articles.items()
-        }
 
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder, fusion: FusionParams | None = None) -> Searcher:
-        return cls(store.load(settings.index_dir), embedder, settings, fusion)
+    def open(cls, settings: Settings, embedder: Embedder, models: Models | None = None) -> Searcher:
+        return cls(store.load(settings.index_dir), embedder, settings, models)
 
     # -- public API -------------------------------------------------------------------------------
     def document(self, doc_id: str) -> Article:
@@ -168,184 +171,197 @@ class Searcher:
     def search(self, query: str, k: int | None = None, mode: str = "hybrid") -> SearchResult:
         return self.search_many([query], k, mode)[0]
 
+    def analyse_many(self, queries: list[str]) -> list[Query]:
+        """Validate and analyse questions; their embeddings are computed in one call."""
+        qs = [self.validate(q) for q in queries]
+        vecs = self.embedder.embed_queries(qs) if self.data.chunks else None
+        return [analyse(q, None if vecs is None else vecs[i]) for i, q in enumerate(qs)]
+
     def search_many(
         self, queries: list[str], k: int | None = None, mode: str = "hybrid"
     ) -> list[SearchResult]:
-        """Batch-first: the query embeddings are computed in one call."""
+        """Batch-first: the question embeddings are computed in one call."""
         if mode not in MODES:
             raise BadQuery(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         k = k or self.settings.k
-        qs = [self.validate(q) for q in queries]
         t0 = time.perf_counter()
-        # Every mode embeds the question: the answer sentence and the confidence need it, whatever
-        # ranked the passages.
-        qvecs = self.embedder.embed_queries(qs) if self.data.chunks else None
-        t_embed = (time.perf_counter() - t0) * 1000 / max(len(qs), 1)
+        analysed = self.analyse_many(queries)
+        t_embed = (time.perf_counter() - t0) * 1000 / max(len(queries), 1)
         out = []
-        for i, q in enumerate(qs):
-            res = self._search_one(q, k, mode, None if qvecs is None else qvecs[i])
+        for q in analysed:
+            res = self._search_one(q, k, mode)
             res.timings_ms["embed"] = t_embed
             res.timings_ms["total"] += t_embed
             out.append(res)
         return out
 
-    # -- internals --------------------------------------------------------------------------------
-    def _lexical(self, q: str) -> tuple[np.ndarray, float]:
-        """BM25 scores, and the share of the question's topic words the corpus knows at all: a
-        question in English shares few words with Vietnamese articles, so its BM25 ranking is
-        mostly noise and fusion should lean on the dense side."""
-        lex = self.data.lexical
-        folded = folded_terms(q)
-        s = lex.scores("folded", folded) * self.fusion.folded_weight
-        if has_diacritics(q):
-            s = s + lex.scores("words", word_terms(words(q)))
-        terms = content_terms(q)
-        known = sum(1 for t in terms if lex.knows("folded", t)) / len(terms) if terms else 0.0
-        return s, known
+    def rank(self, q: Query) -> Ranked:
+        """Candidates from the backend, their features and the learned ranker's scores."""
+        cands = self.backend.candidates(q, CANDIDATES)
+        idf = self.backend.idf(q.terms)
+        x = rank_features(q, cands, self.view, idf)
+        return Ranked(q, cands, x, self.models.ranker.logits(x), idf)
 
-    def _search_one(self, q: str, k: int, mode: str, qvec: np.ndarray | None) -> SearchResult:
+    # -- internals --------------------------------------------------------------------------------
+    def _search_one(self, q: Query, k: int, mode: str) -> SearchResult:
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        n = len(self.data.chunks)
-        if n == 0:
-            return SearchResult(q, False, 0.0, None, (), {"total": 0.0})
-        lex, known = self._lexical(q) if mode != "dense" else (np.zeros(n, np.float32), 0.0)
-        timings["lexical"] = (time.perf_counter() - t) * 1000
+        if not self.data.chunks:
+            return SearchResult(q.text, False, 0.0, None, (), {"total": 0.0})
+        r = self.rank(q)
+        c = r.candidates
+        lexical = c.bm25_folded * 0.5 + c.bm25_words
+        timings["retrieve"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        dense = np.zeros(n, np.float32)
-        if qvec is not None:
-            # Exact scores for the dense top DENSE_DEPTH; the rest share the lowest of those (on
-            # the seeds that is every chunk; on 100k chunks it spares a full sort of all scores).
-            rows, scores = self.data.dense.search_arrays(qvec[None, :], min(n, max(DENSE_DEPTH, 20 * k)))
-            dense[:] = scores[-1] if len(scores) else 0.0
-            dense[rows] = scores
-        timings["dense"] = (time.perf_counter() - t) * 1000
+        if mode == "bm25":
+            scores = lexical
+        elif mode == "dense":
+            scores = c.dense
+        else:
+            scores = np.array([_sigmoid(v) for v in r.logits.tolist()], np.float32)
+        passages = self._passages(r, scores, lexical, k)
+        timings["rank"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        named = {p for name in find_provinces(q) for p in covered_by(name)}
-        fused = self._fuse(lex, dense, mode, named, known)
-        top = np.argpartition(-fused, k - 1)[:k] if k < n else np.arange(n)
-        order = top[np.argsort(-fused[top], kind="stable")]
-        passages = tuple(
-            Passage(
-                r + 1,
-                self.data.chunks[i],
-                self.data.articles[self.data.chunks[i].doc_id],
-                float(fused[i]),
-                float(lex[i]),
-                float(dense[i]),
-            )
-            for r, i in enumerate(order)
-        )
-        timings["fusion"] = (time.perf_counter() - t) * 1000
-        t = time.perf_counter()
-        answer, confidence = self._answer(q, passages, qvec, named)
+        answer, confidence = self._answer(r, passages)
         timings["answer"] = (time.perf_counter() - t) * 1000
         timings["total"] = sum(timings.values())
-        answerable = answer is not None and confidence >= 0.5
-        return SearchResult(q, answerable, confidence, answer if answerable else None, passages, timings)
+        answerable = answer is not None and confidence >= self.models.threshold
+        return SearchResult(q.text, answerable, confidence, answer if answerable else None, passages, timings)
 
-    def _fuse(
-        self, lex: np.ndarray, dense: np.ndarray, mode: str, named: set[str], known: float
-    ) -> np.ndarray:
-        f = self.fusion
-        w = f.lexical_weight * known
-        if mode == "bm25":
-            fused = _minmax(lex)
-        elif mode == "dense":
-            fused = dense.copy()
-        elif f.method == "rrf":
-            fused = (known * _rrf(lex, f.rrf_k) + _rrf(dense, f.rrf_k)) * (f.rrf_k + 1) / 2
-        else:
-            fused = w * _minmax(lex) + (1 - w) * _minmax(dense)
-        if mode == "hybrid" and named:
-            about_doc = np.array([bool(self._doc_provinces[d] & named) for d in self._doc_ids])
-            about = about_doc[self._chunk_doc]
-            fused = fused + f.province_boost * about
-        return fused.astype(np.float32)
+    def _passages(self, r: Ranked, scores: np.ndarray, lexical: np.ndarray, k: int) -> tuple[Passage, ...]:
+        """The top k by `scores`, skipping any chunk that shares text with a better one of the same
+        article (overlapping windows would show the same sentence twice)."""
+        chunks, articles = self.data.chunks, self.data.articles
+        kept: list[int] = []
+        for i in np.argsort(-scores, kind="stable").tolist():
+            ch = chunks[int(r.candidates.rows[i])]
+            if any(
+                chunks[int(r.candidates.rows[j])].doc_id == ch.doc_id
+                and chunks[int(r.candidates.rows[j])].start < ch.end
+                and ch.start < chunks[int(r.candidates.rows[j])].end
+                for j in kept
+            ):
+                continue
+            kept.append(i)
+            if len(kept) == k:
+                break
+        return tuple(
+            Passage(
+                n + 1,
+                chunks[int(r.candidates.rows[i])],
+                articles[chunks[int(r.candidates.rows[i])].doc_id],
+                float(scores[i]),
+                float(lexical[i]),
+                float(r.candidates.dense[i]),
+                float(r.logits[i]),
+            )
+            for n, i in enumerate(kept)
+        )
 
-    def _answer(
-        self, q: str, passages: tuple[Passage, ...], qvec: np.ndarray | None, named: set[str]
-    ) -> tuple[AnswerSpan | None, float]:
-        """Pick the answering sentence among the top passages, the span inside it, and a confidence."""
+    def answer_sentences(self, r: Ranked, passages: tuple[Passage, ...]) -> tuple[list[tuple[Span, Passage]], np.ndarray]:
+        """The sentences of the top passages that may hold the answer, and their features."""
+        seen: set[tuple[str, int]] = set()
+        cands: list[tuple[Span, Passage]] = []
+        rows = []
+        for p in passages[:ANSWER_PASSAGES]:
+            d = self.view.chunk_doc[self._row[p.chunk.chunk_id]]
+            for s in p.chunk.sentences:
+                if (p.chunk.doc_id, s.start) in seen:
+                    continue
+                seen.add((p.chunk.doc_id, s.start))
+                i = self._sent_index.get((p.chunk.doc_id, s.start, s.end))
+                vec = self.data.sentence_vectors[i] if i is not None else None
+                match = bool(r.query.provinces & self.view.doc_provinces[d])
+                cands.append((s, p))
+                rows.append((s, p.rank, p.logit, vec, self.view.doc_title_terms[d], match))
+        return cands, sentence_features(r.query, rows, r.idf)
+
+    def _answer(self, r: Ranked, passages: tuple[Passage, ...]) -> tuple[AnswerSpan | None, float]:
+        """The answering sentence (learned selector) among the top passages, the span inside it, and
+        a calibrated confidence that the corpus answers the question at all."""
         if not passages:
             return None, 0.0
-        kind = question_kind(q)
-        terms = content_terms(q)
-        best: tuple[float, Span, Passage, float, float] | None = None
-        for p in passages[:3]:
-            context = self._title_folded[p.chunk.doc_id]
-            on_topic = not named or bool(named & self._doc_provinces[p.chunk.doc_id])
-            for s in p.chunk.sentences:
-                sent_terms = set(fold(s.text).lower().split()) | context
-                cov = sum(1 for t in terms if t in sent_terms) / len(terms) if terms else 0.0
-                sim = 0.0
-                if qvec is not None:
-                    row = self._sent_index.get((p.chunk.doc_id, s.start, s.end))
-                    sim = float(self.data.sentence_vectors[row] @ qvec) if row is not None else 0.0
-                score = (
-                    2.0 * sim + cov + 0.3 * has_candidate(s.text, kind) + 0.5 * on_topic - 0.05 * (p.rank - 1)
-                )
-                if best is None or score > best[0]:
-                    best = (score, s, p, sim, cov)
-        assert best is not None
-        _, sent, top, sim, cov = best
-        span = locate(sent.text, q, kind)
+        q = r.query
+        cands, x = self.answer_sentences(r, passages)
+        if not cands:
+            return None, 0.0
+        probs = self.models.sentence.proba(x)
+        best = int(np.argmax(probs))
+        sent, top = cands[best]
+        span = locate(sent.text, q.text, q.kind)
         a, b = (sent.start + span[0], sent.start + span[1]) if span else (sent.start, sent.end)
         answer = AnswerSpan(top.article.text[a:b], sent.text, top.chunk.doc_id, a, b, sent.start, sent.end)
-        features = {
-            "dense_top": max(p.dense for p in passages),
-            "sentence_sim": sim,
-            "coverage": self._phrase_coverage(q, top),
-            # The question names a province and the answer comes from that province's article.
-            "province_match": float(bool(named & self._doc_provinces[top.chunk.doc_id])),
+        conf = self.models.confidence.proba(self.confidence_features(r, passages, x[best], float(probs[best])))
+        return answer, float(conf[0])
+
+    def confidence_features(
+        self, r: Ranked, passages: tuple[Passage, ...], sentence_x: np.ndarray, sentence_prob: float
+    ) -> np.ndarray:
+        q, top = r.query, passages[0]
+        logits = sorted((p.logit for p in passages), reverse=True)
+        d = self.view.chunk_doc[self._row[top.chunk.chunk_id]]
+        col = {name: i for i, name in enumerate(SENTENCE_FEATURES)}
+        i_top = int(np.argmax(r.logits))
+        values = {
+            "passage_prob": _sigmoid(logits[0]),
+            "passage_margin": logits[0] - logits[1] if len(logits) > 1 else 0.0,
+            "sentence_prob": sentence_prob,
+            "sentence_cos": float(sentence_x[col["cos"]]),
+            "dense_top": float(r.candidates.dense.max()),
+            "idf_cover": float(r.features[i_top, RANK_FEATURES.index("idf_cover")]),
+            "sentence_idf_cover": float(sentence_x[col["idf_cover_ctx"]]),
+            "known": float(r.features[0, RANK_FEATURES.index("known")]),
+            "province_unknown": float(bool(q.provinces) and not (q.provinces & self.view.corpus_provinces)),
+            "province_mismatch": float(bool(q.provinces) and not (q.provinces & self.view.doc_provinces[d])),
         }
-        if named and not (named & self._corpus_provinces):
-            return answer, 0.02  # the question is about a province no article covers
-        if named and not (named & self._doc_provinces[top.chunk.doc_id]):
-            return answer, 0.1  # the answering sentence is about another province
-        return answer, confidence(features)
+        return np.array([[values[f] for f in CONFIDENCE_FEATURES]], np.float32)
 
-    def _phrase_coverage(self, q: str, p: Passage) -> float:
-        """Share of the question's topic words (underthesea words, or folded syllable pairs for a
-        question without diacritics) found in the passage or its article's title: "giá vàng" shares
-        syllables with many passages but the word "giá_vàng" with none."""
-        ctx_words, ctx_folded = self._context[p.chunk.doc_id]
-        if has_diacritics(q):
-            stop = STOPWORDS
-            units = [
-                w
-                for w in word_terms(words(q))
-                if fold(w).lower().replace("_", " ") not in stop
-                and not all(x in stop for x in fold(w).lower().split("_"))
-            ]
-            have = set(p.chunk.words) | set(ctx_words)
-        else:
-            syl = content_terms(q)
-            units = [f"{a}_{b}" for a, b in zip(syl, syl[1:])] or syl
-            have = set(p.chunk.folded) | set(ctx_folded)
-        return sum(1 for u in units if u in have) / len(units) if units else 0.0
+    @property
+    def _row(self) -> dict[str, int]:
+        return self.view.chunk_row
 
 
-# A logistic score over three interpretable signals. The weights are set by hand so that each one
-# reads plainly (a topic-word coverage of ~45% is the break-even point; naming the answer's province
-# is worth a lot; dense similarity of the answering sentence adds or removes a little) and were
-# checked against eval/questions.jsonl. A fitted logistic regression on the same data put nearly all
-# weight on coverage and province match but had too few unanswerable examples to trust its bias.
-def confidence(features: dict[str, float]) -> float:
-    z = (
-        6.0 * (features["coverage"] - 0.45)
-        + 3.0 * features["province_match"]
-        + 10.0 * (features["sentence_sim"] - 0.80)
+def _corpus_view(data: store.IndexData) -> CorpusView:
+    doc_ids = list(data.articles)
+    number = {d: i for i, d in enumerate(doc_ids)}
+    chunk_doc = np.array([number[c.doc_id] for c in data.chunks], dtype=np.int64)
+    sent_row = {(d, s.start): i for i, (s, d) in enumerate(zip(data.sentences, data.sentence_docs))}
+    lo = np.zeros(len(data.chunks), np.int64)
+    hi = np.zeros(len(data.chunks), np.int64)
+    position = np.zeros(len(data.chunks), np.float32)
+    per_doc: dict[str, list[int]] = {}
+    for i, c in enumerate(data.chunks):
+        per_doc.setdefault(c.doc_id, []).append(i)
+        rows = [sent_row[(c.doc_id, s.start)] for s in c.sentences if (c.doc_id, s.start) in sent_row]
+        if rows:
+            lo[i], hi[i] = min(rows), max(rows) + 1
+    for rows in per_doc.values():
+        for n, i in enumerate(rows):
+            position[i] = n / max(len(rows) - 1, 1)
+    provinces = [frozenset(data.articles[d].provinces) for d in doc_ids]
+    return CorpusView(
+        chunks=data.chunks,
+        chunk_doc=chunk_doc,
+        chunk_row={c.chunk_id: i for i, c in enumerate(data.chunks)},
+        doc_provinces=provinces,
+        doc_title_terms=[
+            frozenset(syllables(" ".join([a.title, *a.provinces, *a.provinces_2025])))
+            for a in data.articles.values()
+        ],
+        chunk_position=position,
+        sentence_lo=lo,
+        sentence_hi=hi,
+        sentence_vectors=data.sentence_vectors,
+        corpus_provinces=frozenset().union(*provinces) if provinces else frozenset(),
     )
-    return 1.0 / (1.0 + math.exp(-z))
 
 
 def open_searcher(settings: Settings) -> Searcher:
     """Load the index and the model it was built with (the model only if the index exists)."""
-    from de06qa.embedding import SentenceTransformerEmbedder
+    from de06qa.embedding import create_embedder
 
     data = store.load(settings.index_dir)
-    return Searcher(data, SentenceTransformerEmbedder(settings), settings)
+    return Searcher(data, create_embedder(settings), settings)
 
 
-__all__ = ["FusionParams", "SearchResult", "Searcher", "open_searcher"]
+__all__ = ["SearchResult", "Searcher", "open_searcher"]

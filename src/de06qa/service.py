@@ -79,9 +79,9 @@ class Service:
             stamp = _stamp(self.settings)
             try:
                 if self._embedder is None:
-                    from de06qa.embedding import SentenceTransformerEmbedder
+                    from de06qa.embedding import create_embedder
 
-                    self._embedder = SentenceTransformerEmbedder(self.settings)
+                    self._embedder = create_embedder(self.settings)
                 searcher = Searcher(store.load(self.settings.index_dir), self._embedder, self.settings)
             except De06qaError as e:
                 if self._searcher is None:

@@ -42,6 +42,7 @@ class ModelInfo:
     profile: str
     dim: int
     segmenter: str
+    runtime: str = ""  # "onnx-int8", "onnx-fp32", "torch": vectors of one model differ slightly
 
 
 @dataclass(frozen=True)

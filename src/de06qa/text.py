@@ -7,10 +7,20 @@ The only module that imports underthesea. Every function that returns pieces of 
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from functools import lru_cache
 
-from underthesea import sent_tokenize, word_tokenize
+# `import underthesea` also imports its optional pipelines (translation pulls transformers and
+# torch: ~4 s), though we use only the CRF word segmenter and the sentence splitter. underthesea
+# imports those optional modules inside try/except ImportError, so marking them absent in
+# sys.modules (the documented way to make an import fail) skips them cleanly; nothing else changes.
+_OPTIONAL = ("translate", "classification", "sentiment", "lang_detect", "dependency_parse")
+if "underthesea" not in sys.modules:
+    for _name in (*(f"underthesea.pipeline.{m}" for m in _OPTIONAL), "underthesea.agent", "underthesea.address"):
+        sys.modules.setdefault(_name, None)  # type: ignore[assignment]
+
+from underthesea import sent_tokenize, word_tokenize  # noqa: E402
 
 from de06qa.documents import Span
 

@@ -1,0 +1,35 @@
+"""The candidate seam: a backend returns, for one analysed question, the top lexical and the top
+dense chunks with their raw scores. Everything above it (ranking, answers, the JSON contract) is
+shared by every backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from de06qa.query import Query
+
+
+@dataclass(frozen=True, eq=False)
+class Candidates:
+    """Parallel arrays, one entry per candidate chunk (rows of the index's chunk list)."""
+
+    rows: np.ndarray  # int64 chunk rows
+    bm25_words: np.ndarray  # BM25 of the accented words field (0 for a question typed without marks)
+    bm25_folded: np.ndarray  # BM25 of the folded syllables field
+    dense: np.ndarray  # cosine of the question and the chunk's vector
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+class Backend(Protocol):
+    def candidates(self, query: Query, depth: int) -> Candidates:
+        """The union of the top-`depth` chunks by BM25 and the top-`depth` by cosine."""
+        ...
+
+    def idf(self, terms: tuple[str, ...]) -> dict[str, float]:
+        """Inverse document frequency of folded terms over the chunks (0 for unknown terms)."""
+        ...

@@ -1,0 +1,91 @@
+"""Question analysis, the candidate seam, the learned ranker and the answer span (fake embedder)."""
+
+import numpy as np
+import pytest
+
+from de06qa import store
+from de06qa.answer import locate
+from de06qa.backends.embedded import EmbeddedBackend
+from de06qa.query import analyse
+from de06qa.ranking import RANK_FEATURES, load_models, rank_features
+from de06qa.search import CANDIDATES, Searcher
+
+from .conftest import FakeEmbedder
+
+
+@pytest.fixture(scope="module")
+def searcher(fake_index):
+    return Searcher.open(fake_index, FakeEmbedder())
+
+
+def test_query_is_analysed_once_into_every_form():
+    q = analyse("Hà Giang có bao nhiêu dịch vụ công toàn trình?", np.ones(4, np.float32))
+    assert q.folded.startswith("ha giang co bao nhieu")
+    assert "dịch_vụ" in q.words and "ha_giang" in q.folded_terms
+    assert "ha" in q.terms and "bao" not in q.terms  # question words carry no topic
+    assert q.kind == "count" and q.accented
+    assert q.provinces == {"Hà Giang"}
+    assert analyse("Tuyên Quang có bao nhiêu?").provinces == {"Tuyên Quang", "Hà Giang"}
+    assert not analyse("ha giang co bao nhieu").accented
+
+
+def test_candidates_are_the_union_of_lexical_and_dense_tops_with_raw_scores(searcher):
+    q = searcher.analyse_many(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0]
+    backend = EmbeddedBackend(searcher.data.lexical, searcher.data.dense)
+    c = backend.candidates(q, 5)
+    lex = searcher.data.lexical.scores("folded", list(q.folded_terms)) + searcher.data.lexical.scores(
+        "words", list(q.words)
+    )
+    top_lex = set(np.argsort(-lex)[:5].tolist())
+    top_dense = {r for r, _ in searcher.data.dense.search(q.vector[None, :], 5)[0]}
+    assert set(c.rows.tolist()) == top_lex | top_dense
+    i = int(np.argmax(c.bm25_words + c.bm25_folded))
+    assert c.bm25_words[i] + c.bm25_folded[i] == pytest.approx(lex.max())
+    vecs = searcher.data.dense.vectors()[c.rows]
+    assert np.allclose(c.dense, vecs @ q.vector, atol=1e-5)
+
+
+def test_only_candidates_are_scored(searcher):
+    r = searcher.rank(searcher.analyse_many(["dịch vụ công trực tuyến"])[0])
+    assert len(r.candidates) <= 2 * CANDIDATES
+    assert r.features.shape == (len(r.candidates), len(RANK_FEATURES)) and np.isfinite(r.features).all()
+    assert len(r.logits) == len(r.candidates)
+
+
+def test_features_are_bounded_and_province_agreement_is_seen(searcher):
+    q = searcher.analyse_many(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0]
+    c = searcher.backend.candidates(q, 20)
+    x = rank_features(q, c, searcher.view, searcher.backend.idf(q.terms))
+    col = {f: i for i, f in enumerate(RANK_FEATURES)}
+    for name in ("bm25_words_rel", "bm25_folded_rel", "idf_cover", "bigram_cover", "title_cover", "position"):
+        assert (x[:, col[name]] >= 0).all() and (x[:, col[name]] <= 1 + 1e-6).all(), name
+    docs = [searcher.data.chunks[r].doc_id for r in c.rows.tolist()]
+    match = x[:, col["province_match"]]
+    assert all(m == (d == "002_956fdc6dbb6455d8") for m, d in zip(match, docs))
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "bm25", "dense"])
+def test_no_two_results_share_text(searcher, mode):
+    res = searcher.search("dịch vụ công trực tuyến toàn trình", k=10, mode=mode)
+    ps = res.passages
+    assert len(ps) == 10
+    for i, a in enumerate(ps):
+        for b in ps[i + 1 :]:
+            assert a.chunk.doc_id != b.chunk.doc_id or a.chunk.end <= b.chunk.start or b.chunk.end <= a.chunk.start
+    assert [p.rank for p in ps] == list(range(1, 11))
+    assert all(x.score >= y.score for x, y in zip(ps, ps[1:]))
+
+
+def test_packaged_models_load_and_are_named_in_the_manifest(fake_index):
+    models = load_models()
+    assert models.version.startswith("ranker-")
+    assert len(models.ranker.coef) == len(RANK_FEATURES) and 0 < models.threshold < 1
+    assert store.read_manifest(fake_index.index_dir)["ranker"] == models.version
+
+
+def test_span_never_repeats_a_number_the_question_gives():
+    sentence = "Cao Bằng đã kích hoạt 120.345 tài khoản định danh điện tử mức độ 2, đạt 85%."
+    q = "Cao Bằng đã kích hoạt bao nhiêu tài khoản định danh điện tử mức độ 2?"
+    a, b = locate(sentence, q, "count")
+    assert sentence[a:b] == "120.345"
+    assert locate("Tài khoản mức độ 2 được cấp.", q, "count") is None
