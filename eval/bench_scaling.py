@@ -78,7 +78,7 @@ def main() -> None:
     from de06qa import store
     from de06qa.config import Settings
     from de06qa.dense import DenseIndex
-    from de06qa.embedding import SentenceTransformerEmbedder
+    from de06qa.embedding import create_embedder
     from de06qa.evaluation import load_questions
     from de06qa.indexing import build_index, context_terms
     from de06qa.lexical import LexicalIndex
@@ -86,7 +86,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp())
     settings = Settings.from_env().with_(index_dir=tmp / "seeds")
-    emb = SentenceTransformerEmbedder(settings)
+    emb = create_embedder(settings)
     build_index(settings, ROOT / "seeds", emb)
     seeds = store.load(settings.index_dir)
     queries = [q.question for q in load_questions(ROOT / "eval" / "questions.jsonl")]
@@ -163,27 +163,26 @@ def main() -> None:
             for k, v in res.timings_ms.items():
                 parts.setdefault(k, []).append(v)
         row = {
-            "n": n, "total": parts["total"], "embed": parts["embed"], "lexical": parts["lexical"],
-            "answer": parts["answer"], "fusion": parts["fusion"], "dense": parts["dense"], "flat": fl, "hnsw": hn, "recall": rec,
+            "n": n, "total": parts["total"], "embed": parts["embed"], "retrieve": parts["retrieve"],
+            "answer": parts["answer"], "rank": parts["rank"], "flat": fl, "hnsw": hn, "recall": rec,
             "size": size_mb, "mem": mem, "build": build_s, "hnsw_build": hnsw_s, "load": load_s,
         }  # fmt: skip
         rows.append(row)
-        print(f"n={n:>7}: search {stats(parts['total'])} | lexical p50 {statistics.median(parts['lexical']):.2f} "
-              f"dense {statistics.median(parts['dense']):.2f} "
-              f"fusion {statistics.median(parts['fusion']):.2f} answer {statistics.median(parts['answer']):.2f} ms | "
+        print(f"n={n:>7}: search {stats(parts['total'])} | candidates p50 {statistics.median(parts['retrieve']):.2f} "
+              f"ranking {statistics.median(parts['rank']):.2f} answer {statistics.median(parts['answer']):.2f} ms | "
               f"dense flat p50 {statistics.median(fl):.3f} ms, hnsw p50 {statistics.median(hn):.3f} ms, "
               f"recall@10 {rec:.4f} | disk {size_mb:.0f} MB, memory +{mem:.0f} MB | "
               f"build lexical+flat {build_s:.1f} s, hnsw {hnsw_s:.1f} s, load {load_s:.1f} s", flush=True)  # fmt: skip
         del searcher
 
     print(
-        "\n| chunks | search p50 / p95 (ms) | lexical p50 | fusion p50 | flat p50 | HNSW p50 | HNSW recall@10 | disk | memory |"
+        "\n| chunks | search p50 / p95 (ms) | candidates+features p50 | ranking p50 | flat p50 | HNSW p50 | HNSW recall@10 | disk | memory |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         p95 = sorted(r["total"])[int(0.95 * (len(r["total"]) - 1))]
-        print(f"| {r['n']:,} | {statistics.median(r['total']):.1f} / {p95:.1f} | {statistics.median(r['lexical']):.2f} | "
-              f"{statistics.median(r['fusion']):.2f} | {statistics.median(r['flat']):.3f} | {statistics.median(r['hnsw']):.3f} | "
+        print(f"| {r['n']:,} | {statistics.median(r['total']):.1f} / {p95:.1f} | {statistics.median(r['retrieve']):.2f} | "
+              f"{statistics.median(r['rank']):.2f} | {statistics.median(r['flat']):.3f} | {statistics.median(r['hnsw']):.3f} | "
               f"{r['recall']:.4f} | {r['size']:.0f} MB | +{r['mem']:.0f} MB |")  # fmt: skip
     try:
         import matplotlib
@@ -195,8 +194,8 @@ def main() -> None:
     else:
         ns = [r["n"] for r in rows]
         fig, ax = plt.subplots(figsize=(7, 4.2))
-        for key, label in (("total", "whole search"), ("embed", "query embedding"), ("lexical", "BM25 (2 fields)"),
-                           ("fusion", "fusion + ranking"), ("flat", "FAISS flat"), ("hnsw", "FAISS HNSW")):  # fmt: skip
+        for key, label in (("total", "whole search"), ("embed", "query embedding"), ("retrieve", "candidates + features"),
+                           ("rank", "ranking"), ("flat", "FAISS flat"), ("hnsw", "FAISS HNSW")):  # fmt: skip
             ax.plot(ns, [statistics.median(r[key]) for r in rows], marker="o", label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")

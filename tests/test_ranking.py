@@ -79,7 +79,10 @@ def test_no_two_results_share_text(searcher, mode):
 def test_packaged_models_load_and_are_named_in_the_manifest(fake_index):
     models = load_models()
     assert models.version.startswith("ranker-")
-    assert len(models.ranker.coef) == len(RANK_FEATURES) and 0 < models.threshold < 1
+    assert models.ranker.features == RANK_FEATURES and 0 < models.threshold < 1
+    x = np.zeros((3, len(RANK_FEATURES)), np.float32)
+    x[0, RANK_FEATURES.index("sentence_idf_cover")] = 1.0  # the question's words all in one sentence
+    assert models.ranker.logits(x).shape == (3,)
     assert store.read_manifest(fake_index.index_dir)["ranker"] == models.version
 
 

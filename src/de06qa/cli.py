@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -264,12 +265,13 @@ def _print_report(report: dict) -> None:  # type: ignore[type-arg]
                           end_section=i == len(modes) - 1)  # fmt: skip
     wide.print(t)
     a = Table(title="Answers and abstention", title_justify="left")
-    for col in ("mode", "sentence acc", "span acc", "abstain P", "abstain R", "answerable flagged"):
+    for col in ("mode", "sentence acc", "span acc", "span EM", "span F1", "abstain P", "abstain R", "answerable flagged"):
         a.add_column(col, justify="left" if col == "mode" else "right")
     for mode, r in modes.items():
         if "abstention" in r:
             ab = r["abstention"]
             a.add_row(mode, f"{r['answer_sentence_accuracy']:.3f}", f"{r['answer_span_accuracy']:.3f}",
+                      f"{r['answer_exact_match']:.3f}", f"{r['answer_f1']:.3f}",
                       f"{ab['precision']:.3f}", f"{ab['recall']:.3f}", f"{ab['answerable_wrongly_flagged']:.3f}")  # fmt: skip
     wide.print(a)
 
@@ -289,6 +291,13 @@ def eval_(
     modes: Annotated[
         str | None, typer.Option("--modes", help="Comma-separated subset of the modes (default: all)")
     ] = None,
+    unanswerable: Annotated[
+        bool,
+        typer.Option(
+            "--unanswerable",
+            help="Treat every question as unanswerable here (questions written for another collection): measures abstention",
+        ),
+    ] = False,
 ) -> None:
     """Score retrieval on a question set, mode by mode, and write TREC run/qrels files.
 
@@ -298,11 +307,14 @@ def eval_(
     Examples:
       de06qa eval --out eval/out
       de06qa eval --corpus mydata/corpus --questions mydata/questions.jsonl --index-dir mydata/index --out mydata/out
+      de06qa eval --questions other/questions.jsonl --unanswerable --out out-abstention
     """
     from de06qa.evaluation import EVAL_MODES, evaluate, load_questions, run_file
 
     settings = _settings(index_dir)
     qs = load_questions(questions)
+    if unanswerable:
+        qs = [replace(q, kind="unanswerable", doc_id=None, answers=()) for q in qs]
     if corpus is not None:
         _build(settings, corpus)
     searcher = _open(settings)

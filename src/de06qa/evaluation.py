@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from de06qa.documents import Chunk
 from de06qa.errors import De06qaError
 from de06qa.lexical import PlainBM25
 from de06qa.search import MODES, Searcher, SearchResult
-from de06qa.text import nfc, word_terms, words
+from de06qa.text import nfc, normalise, word_terms, words
 
 DEPTH = 10
 KINDS = ("direct", "paraphrase", "accentless", "english", "unanswerable")
@@ -67,6 +68,22 @@ def relevant_chunks(by_doc: dict[str, list[Chunk]], q: Question) -> set[str]:
     if not q.answerable:
         return set()
     return {c.chunk_id for c in by_doc.get(q.doc_id or "", []) if any(a in c.text for a in q.answers)}
+
+
+def _judged_id(chunk: Chunk, rel: set[str] | None, q: Question | None) -> str:
+    """The id a passage is judged under. A passage merged from chunks ("doc#3+4") counts as its
+    relevant chunk when it holds one, so recall keeps counting chunks; when only the merge holds
+    the answer whole (it straddled two chunks), the merged passage itself joins the relevant pool."""
+    if "+" not in chunk.chunk_id or rel is None or q is None:
+        return chunk.chunk_id
+    doc, numbers = chunk.chunk_id.rsplit("#", 1)
+    inside = [f"{doc}#{n}" for n in numbers.split("+")]
+    hit = next((c for c in inside if c in rel), None)
+    if hit is not None:
+        return hit
+    if chunk.doc_id == q.doc_id and any(a in chunk.text for a in q.answers):
+        rel.add(chunk.chunk_id)
+    return chunk.chunk_id
 
 
 def _per_question(ranked: list[str], rel: set[str]) -> dict[str, float]:
@@ -130,6 +147,10 @@ def evaluate(
     }
     runs: dict[str, list[str]] = {}
     failures: list[dict[str, Any]] = []
+    # Run every mode first: a passage merged from several chunks ("doc#3+4") is judged by the same
+    # rule as a chunk and joins the pool of relevant passages before any metric is computed.
+    gold = {q.qid: q for q in answerable}
+    collected: dict[str, tuple[dict[str, list[tuple[str, float]]], dict[str, SearchResult]]] = {}
     for mode in modes:
         results: dict[str, SearchResult] = {}
         if mode in BASELINES:
@@ -138,7 +159,12 @@ def evaluate(
         else:
             found = searcher.search_many([q.question for q in questions], DEPTH, mode)
             results = dict(zip((q.qid for q in questions), found))
-            scored = {qid: [(p.chunk.chunk_id, p.score) for p in r.passages] for qid, r in results.items()}
+            scored = {
+                qid: [(_judged_id(p.chunk, rels.get(qid), gold.get(qid)), p.score) for p in r.passages]
+                for qid, r in results.items()
+            }
+        collected[mode] = (scored, results)
+    for mode, (scored, results) in collected.items():
         per_q = {q.qid: _per_question([c for c, _ in scored[q.qid]], rels[q.qid]) for q in answerable}
         by_kind = defaultdict(list)
         for q in answerable:
@@ -192,21 +218,41 @@ def _write(
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"\w+", normalise(text))
+
+
+def span_f1(predicted: str, gold: str) -> float:
+    """SQuAD's token F1 over lower-cased, tone-unified syllables."""
+    p, g = _tokens(predicted), _tokens(gold)
+    common = sum((Counter(p) & Counter(g)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
 def _answer_metrics(questions: list[Question], results: dict[str, SearchResult]) -> dict[str, Any]:
     answerable = [q for q in questions if q.answerable]
     unanswerable = [q for q in questions if not q.answerable]
     sent_ok = span_ok = flagged_wrong = 0
+    em = f1 = 0.0
     for q in answerable:
-        a = results[q.qid].answer
+        a = results[q.qid].answer  # None when flagged unanswerable: counts as wrong
         if a is not None and a.doc_id == q.doc_id and any(x in a.sentence for x in q.answers):
             sent_ok += 1
             span_ok += any(x in a.text or a.text in x for x in q.answers if a.text)
+        if a is not None:
+            em += any(_tokens(a.text) == _tokens(x) for x in q.answers)
+            f1 += max(span_f1(a.text, x) for x in q.answers)
         flagged_wrong += not results[q.qid].answerable
     flagged = [q for q in questions if not results[q.qid].answerable]
     true_flags = sum(1 for q in flagged if not q.answerable)
     return {
         "answer_sentence_accuracy": round(sent_ok / len(answerable), 4) if answerable else 0.0,
         "answer_span_accuracy": round(span_ok / len(answerable), 4) if answerable else 0.0,
+        "answer_exact_match": round(em / len(answerable), 4) if answerable else 0.0,
+        "answer_f1": round(f1 / len(answerable), 4) if answerable else 0.0,
         "abstention": {
             "precision": round(true_flags / len(flagged), 4) if flagged else 0.0,
             "recall": round(true_flags / len(unanswerable), 4) if unanswerable else 0.0,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -25,28 +25,37 @@ from de06qa.query import Query
 from de06qa.text import fold
 
 MODEL_FILE = "ranker.json"
+
 _SYLLABLE = re.compile(r"\w+(?:[.,/]\w+)*")
 
 RANK_FEATURES = (
     "bm25_words_rel", "bm25_folded_rel", "bm25_folded_log", "lex_rrank",
     "dense", "dense_gap", "dense_rrank", "sentence_cos_max", "sentence_cos_gap",
-    "idf_cover", "bigram_cover", "title_cover", "article_lex_best", "article_dense_best",
+    "idf_cover", "bigram_cover", "sentence_idf_cover", "sentence_bigram_cover", "title_cover", "article_lex_best", "article_dense_best",
     "province_match", "province_mismatch", "first_chunk", "position", "length", "has_kind",
     "known", "known_x_lex",
 )  # fmt: skip
 SENTENCE_FEATURES = (
     "cos", "cos_gap", "idf_cover", "idf_cover_ctx", "bigram_cover", "has_kind", "passage_score",
-    "passage_rank", "length", "province_match",
+    "passage_rank", "length", "province_match", "idf_cover_gap", "bigram_cover_gap", "passage_gap",
+    "cos_rank",
 )  # fmt: skip
 CONFIDENCE_FEATURES = (
-    "passage_prob", "passage_margin", "sentence_prob", "sentence_cos", "dense_top", "idf_cover",
-    "sentence_idf_cover", "known", "province_unknown", "province_mismatch",
+    "passage_prob", "passage_margin", "sentence_prob", "sentence_cos", "dense_top", "bm25_top", "idf_cover",
+    "passage_sentence_idf_cover", "sentence_idf_cover", "sentence_bigram_cover", "known", "province_unknown",
+    "province_mismatch",
 )  # fmt: skip
 
 
 def syllables(text: str) -> set[str]:
     """Folded lower-case syllables of a text (numbers keep their separators: "1.818")."""
-    return {m.group() for m in _SYLLABLE.finditer(fold(text).lower())}
+    return set(_SYLLABLE.findall(fold(text).lower()))
+
+
+def terms_of(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(folded syllables, folded syllable pairs) of a piece of text."""
+    toks = _SYLLABLE.findall(fold(text).lower())
+    return frozenset(toks), frozenset(f"{a}_{b}" for a, b in zip(toks, toks[1:]))
 
 
 def query_bigrams(q: Query) -> tuple[str, ...]:
@@ -86,7 +95,7 @@ class CorpusView:
 
     chunks: list[Chunk]
     chunk_doc: np.ndarray  # chunk row -> article number
-    chunk_row: dict[str, int]  # chunk_id -> row
+    doc_number: dict[str, int]  # doc_id -> article number
     doc_provinces: list[frozenset[str]]
     doc_title_terms: list[frozenset[str]]  # folded syllables of the title and province names
     chunk_position: np.ndarray  # 0 for an article's first chunk … 1 for its last
@@ -94,6 +103,18 @@ class CorpusView:
     sentence_hi: np.ndarray  # … one past its last
     sentence_vectors: np.ndarray
     corpus_provinces: frozenset[str]
+    # chunk row -> its sentences' terms: computed when a chunk is first a candidate, then reused
+    # (bounded, so a large corpus does not keep them all).
+    _sentence_terms: dict[int, tuple[tuple[frozenset[str], frozenset[str]], ...]] = field(default_factory=dict)
+
+    def sentence_terms(self, row: int) -> tuple[tuple[frozenset[str], frozenset[str]], ...]:
+        got = self._sentence_terms.get(row)
+        if got is None:
+            if len(self._sentence_terms) >= 50_000:
+                self._sentence_terms.clear()
+            got = tuple(terms_of(s.text) for s in self.chunks[row].sentences)
+            self._sentence_terms[row] = got
+        return got
 
     def sentence_cos_max(self, rows: np.ndarray, qvec: np.ndarray) -> np.ndarray:
         lo, hi = self.sentence_lo[rows], self.sentence_hi[rows]
@@ -117,6 +138,7 @@ def rank_features(q: Query, c: Candidates, view: CorpusView, idf: dict[str, floa
     docs = view.chunk_doc[c.rows]
     bigrams = query_bigrams(q)
     idf_cover, bigram_cover, title_cover, has_kind = (np.zeros(n, np.float32) for _ in range(4))
+    sent_cover, sent_bigram = np.zeros(n, np.float32), np.zeros(n, np.float32)
     prov_match, prov_mismatch = np.zeros(n, np.float32), np.zeros(n, np.float32)
     for i, (row, d) in enumerate(zip(c.rows.tolist(), docs.tolist())):
         chunk = view.chunks[row]
@@ -125,6 +147,11 @@ def rank_features(q: Query, c: Candidates, view: CorpusView, idf: dict[str, floa
         idf_cover[i] = _cover(q.terms, have | title, idf)
         bigram_cover[i] = _share(bigrams, have)
         title_cover[i] = _cover(q.terms, title, idf)
+        # SQuAD-style questions restate one sentence: agreement with the best single sentence
+        # says more than agreement with the chunk as a whole.
+        for syl, pairs in view.sentence_terms(row):
+            sent_cover[i] = max(sent_cover[i], _cover(q.terms, syl | title, idf))
+            sent_bigram[i] = max(sent_bigram[i], _share(bigrams, pairs))
         has_kind[i] = has_candidate(chunk.text, q.kind)
         if q.provinces:
             about = bool(q.provinces & view.doc_provinces[d])
@@ -146,6 +173,8 @@ def rank_features(q: Query, c: Candidates, view: CorpusView, idf: dict[str, floa
         "sentence_cos_gap": sent - sent.max(),
         "idf_cover": idf_cover,
         "bigram_cover": bigram_cover,
+        "sentence_idf_cover": sent_cover,
+        "sentence_bigram_cover": sent_bigram,
         "title_cover": title_cover,
         "article_lex_best": _group_max(lex_rel, docs),
         "article_dense_best": _group_max(dense - dense.max(), docs),
@@ -171,17 +200,20 @@ def sentence_features(
     bigrams = query_bigrams(q)
     rows = []
     for span, rank, pscore, vec, title, match in sentences:
-        toks = [m.group() for m in _SYLLABLE.finditer(fold(span.text).lower())]
-        syl, pairs = set(toks), {f"{a}_{b}" for a, b in zip(toks, toks[1:])}
+        syl, pairs = terms_of(span.text)
         cos = float(vec @ q.vector) if vec is not None and q.vector is not None else 0.0
         rows.append([
             cos, 0.0, _cover(q.terms, syl, idf), _cover(q.terms, syl | title, idf), _share(bigrams, pairs),
             float(has_candidate(span.text, q.kind)), pscore, float(rank), math.log1p(len(span.text)) / 6.0,
-            float(match),
+            float(match), 0.0, 0.0, 0.0, 0.0,
         ])  # fmt: skip
     x = np.array(rows, np.float32).reshape(len(rows), len(SENTENCE_FEATURES))
     if len(x):
-        x[:, 1] = x[:, 0] - x[:, 0].max()
+        # How each sentence compares with the best of the question's candidates.
+        for gap, of in (("cos_gap", "cos"), ("idf_cover_gap", "idf_cover_ctx"),
+                        ("bigram_cover_gap", "bigram_cover"), ("passage_gap", "passage_score")):  # fmt: skip
+            x[:, SENTENCE_FEATURES.index(gap)] = x[:, SENTENCE_FEATURES.index(of)] - x[:, SENTENCE_FEATURES.index(of)].max()
+        x[:, SENTENCE_FEATURES.index("cos_rank")] = _rrank(x[:, 0])
     return x
 
 
@@ -223,33 +255,81 @@ class LinearModel:
         )
 
 
+class TreeModel:
+    """A LightGBM model (text format, shipped in the package beside ranker.json)."""
+
+    def __init__(self, model_text: str, features: tuple[str, ...]) -> None:
+        import sys
+
+        # lightgbm imports scikit-learn (~0.7 s) only for its optional scikit-learn API, which
+        # ranking does not use: hide scikit-learn during the import unless it is loaded already,
+        # then unhide it so nothing else in the process is affected.
+        hidden = [m for m in ("sklearn", "pandas") if m not in sys.modules]
+        for m in hidden:
+            sys.modules[m] = None  # type: ignore[assignment]
+        try:
+            import lightgbm
+        finally:
+            for m in hidden:
+                if sys.modules.get(m) is None:
+                    del sys.modules[m]
+        self.features = features
+        self.text = model_text
+        self._booster = lightgbm.Booster(model_str=model_text)
+        if self._booster.num_feature() != len(features):
+            raise IndexIncompatible("the packaged ranker was fitted on other features; reinstall de06qa")
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros(0, np.float32)
+        # One thread: a question has a few hundred candidates; threads cost more than they save.
+        return np.asarray(self._booster.predict(x, num_threads=1), np.float32)
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(1.0 / (1.0 + np.exp(-self.logits(x))), np.float32)
+
+
 @dataclass(frozen=True, eq=False)
 class Models:
-    """The fitted models that ship with the package (`de06qa/models/ranker.json`)."""
+    """The fitted models that ship with the package (`de06qa/models/`)."""
 
     version: str
-    ranker: LinearModel
-    sentence: LinearModel
+    ranker: LinearModel | TreeModel
+    sentence: LinearModel | TreeModel
     confidence: LinearModel
     threshold: float  # confidence at or above which a question counts as answered
 
     def to_dict(self, meta: dict[str, Any]) -> dict[str, Any]:
+        def entry(name: str, model: LinearModel | TreeModel) -> dict[str, Any]:
+            if isinstance(model, LinearModel):
+                return model.to_dict()
+            return {"kind": "lightgbm", "file": f"{name}-lightgbm.txt", "features": list(model.features)}
+
         return {
             "version": self.version,
             **meta,
-            "ranker": self.ranker.to_dict(),
-            "sentence": self.sentence.to_dict(),
+            "ranker": entry("ranker", self.ranker),
+            "sentence": entry("sentence", self.sentence),
             "confidence": self.confidence.to_dict(),
             "threshold": self.threshold,
         }
 
 
 def load_models() -> Models:
-    d = json.loads((resources.files("de06qa") / "models" / MODEL_FILE).read_text(encoding="utf-8"))
+    folder = resources.files("de06qa") / "models"
+    d = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
+
+    def model(entry: dict[str, Any], features: tuple[str, ...]) -> LinearModel | TreeModel:
+        if entry.get("kind") != "lightgbm":
+            return LinearModel.from_dict(entry, features)
+        if tuple(entry["features"]) != features:
+            raise IndexIncompatible("the packaged ranker was fitted on other features; reinstall de06qa")
+        return TreeModel((folder / entry["file"]).read_text(encoding="utf-8"), features)
+
     return Models(
         d["version"],
-        LinearModel.from_dict(d["ranker"], RANK_FEATURES),
-        LinearModel.from_dict(d["sentence"], SENTENCE_FEATURES),
+        model(d["ranker"], RANK_FEATURES),
+        model(d["sentence"], SENTENCE_FEATURES),
         LinearModel.from_dict(d["confidence"], CONFIDENCE_FEATURES),
         float(d.get("threshold", 0.5)),
     )

@@ -229,34 +229,42 @@ class Searcher:
         return SearchResult(q.text, answerable, confidence, answer if answerable else None, passages, timings)
 
     def _passages(self, r: Ranked, scores: np.ndarray, lexical: np.ndarray, k: int) -> tuple[Passage, ...]:
-        """The top k by `scores`, skipping any chunk that shares text with a better one of the same
-        article (overlapping windows would show the same sentence twice)."""
+        """The top k by `scores`, as passages a person wants to read: a chunk that overlaps or
+        touches a better one of the same article is merged into it (the passage grows to their
+        union, up to two chunks' length) or, past that, dropped; no two results share text."""
         chunks, articles = self.data.chunks, self.data.articles
-        kept: list[int] = []
-        for i in np.argsort(-scores, kind="stable").tolist():
+        limit = 2 * self.settings.chunk_chars
+        groups: list[list[int]] = []  # candidate indices; the first one is the group's best
+        spans: list[tuple[str, int, int]] = []
+        for pos, i in enumerate(np.argsort(-scores, kind="stable").tolist()):
+            if len(groups) == k and pos >= 2 * k:
+                break  # far-down neighbours would only pad passages with weak text
             ch = chunks[int(r.candidates.rows[i])]
-            if any(
-                chunks[int(r.candidates.rows[j])].doc_id == ch.doc_id
-                and chunks[int(r.candidates.rows[j])].start < ch.end
-                and ch.start < chunks[int(r.candidates.rows[j])].end
-                for j in kept
-            ):
+            near = [g for g, (d, a, b) in enumerate(spans) if d == ch.doc_id and ch.start <= b and a <= ch.end]
+            if not near:
+                if len(groups) < k:
+                    groups.append([i])
+                    spans.append((ch.doc_id, ch.start, ch.end))
                 continue
-            kept.append(i)
-            if len(kept) == k:
-                break
-        return tuple(
-            Passage(
-                n + 1,
-                chunks[int(r.candidates.rows[i])],
-                articles[chunks[int(r.candidates.rows[i])].doc_id],
-                float(scores[i]),
-                float(lexical[i]),
-                float(r.candidates.dense[i]),
-                float(r.logits[i]),
-            )
-            for n, i in enumerate(kept)
-        )
+            d, a, b = spans[near[0]]
+            a, b = min(a, ch.start), max(b, ch.end)
+            # Merge only into a single passage, within the length limit, without reaching another.
+            if len(near) == 1 and b - a <= limit and not any(
+                e == d and s < b and a < t for g, (e, s, t) in enumerate(spans) if g != near[0]
+            ):
+                groups[near[0]].append(i)
+                spans[near[0]] = (d, a, b)
+        out = []
+        for n, g in enumerate(groups):
+            best = g[0]
+            chunk = _merged([chunks[int(r.candidates.rows[i])] for i in g], articles)
+            out.append(
+                Passage(
+                    n + 1, chunk, articles[chunk.doc_id], float(scores[best]), float(lexical[best]),
+                    float(r.candidates.dense[best]), float(r.logits[best]),
+                )
+            )  # fmt: skip
+        return tuple(out)
 
     def answer_sentences(self, r: Ranked, passages: tuple[Passage, ...]) -> tuple[list[tuple[Span, Passage]], np.ndarray]:
         """The sentences of the top passages that may hold the answer, and their features."""
@@ -264,7 +272,7 @@ class Searcher:
         cands: list[tuple[Span, Passage]] = []
         rows = []
         for p in passages[:ANSWER_PASSAGES]:
-            d = self.view.chunk_doc[self._row[p.chunk.chunk_id]]
+            d = self.view.doc_number[p.chunk.doc_id]
             for s in p.chunk.sentences:
                 if (p.chunk.doc_id, s.start) in seen:
                     continue
@@ -299,7 +307,7 @@ class Searcher:
     ) -> np.ndarray:
         q, top = r.query, passages[0]
         logits = sorted((p.logit for p in passages), reverse=True)
-        d = self.view.chunk_doc[self._row[top.chunk.chunk_id]]
+        d = self.view.doc_number[top.chunk.doc_id]
         col = {name: i for i, name in enumerate(SENTENCE_FEATURES)}
         i_top = int(np.argmax(r.logits))
         values = {
@@ -308,17 +316,36 @@ class Searcher:
             "sentence_prob": sentence_prob,
             "sentence_cos": float(sentence_x[col["cos"]]),
             "dense_top": float(r.candidates.dense.max()),
+            "bm25_top": float(r.features[:, RANK_FEATURES.index("bm25_folded_log")].max()),
             "idf_cover": float(r.features[i_top, RANK_FEATURES.index("idf_cover")]),
+            "passage_sentence_idf_cover": float(r.features[i_top, RANK_FEATURES.index("sentence_idf_cover")]),
             "sentence_idf_cover": float(sentence_x[col["idf_cover_ctx"]]),
+            "sentence_bigram_cover": float(sentence_x[col["bigram_cover"]]),
             "known": float(r.features[0, RANK_FEATURES.index("known")]),
             "province_unknown": float(bool(q.provinces) and not (q.provinces & self.view.corpus_provinces)),
             "province_mismatch": float(bool(q.provinces) and not (q.provinces & self.view.doc_provinces[d])),
         }
         return np.array([[values[f] for f in CONFIDENCE_FEATURES]], np.float32)
 
-    @property
-    def _row(self) -> dict[str, int]:
-        return self.view.chunk_row
+
+def _merged(parts: list[Chunk], articles: dict[str, Article]) -> Chunk:
+    """One chunk covering several overlapping or adjacent chunks of an article ("doc#3+4")."""
+    if len(parts) == 1:
+        return parts[0]
+    parts = sorted(parts, key=lambda c: c.start)
+    start, end = parts[0].start, max(c.end for c in parts)
+    sentences = {(s.start, s.end): s for c in parts for s in c.sentences}
+    numbers = "+".join(c.chunk_id.rsplit("#", 1)[-1] for c in parts)
+    return Chunk(
+        chunk_id=f"{parts[0].doc_id}#{numbers}",
+        doc_id=parts[0].doc_id,
+        start=start,
+        end=end,
+        text=articles[parts[0].doc_id].text[start:end],
+        words=tuple(w for c in parts for w in c.words),
+        folded=tuple(f for c in parts for f in c.folded),
+        sentences=tuple(sentences[k] for k in sorted(sentences)),
+    )
 
 
 def _corpus_view(data: store.IndexData) -> CorpusView:
@@ -342,7 +369,7 @@ def _corpus_view(data: store.IndexData) -> CorpusView:
     return CorpusView(
         chunks=data.chunks,
         chunk_doc=chunk_doc,
-        chunk_row={c.chunk_id: i for i, c in enumerate(data.chunks)},
+        doc_number=number,
         doc_provinces=provinces,
         doc_title_terms=[
             frozenset(syllables(" ".join([a.title, *a.provinces, *a.provinces_2025])))
