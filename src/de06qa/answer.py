@@ -279,7 +279,9 @@ def locate(sentence: str, question: str, kind: str | None) -> tuple[int, int] | 
     # The answer is never a number or name the question itself gives ("mức độ 2" asks for a count,
     # not for 2).
     asked = set(_TOKEN.findall(fold(normalise(question))))
-    cands = [m for m in _candidates(sentence, kind) if not set(_TOKEN.findall(fold(normalise(m.group())))) <= asked]
+    cands = [
+        m for m in _candidates(sentence, kind) if not set(_TOKEN.findall(fold(normalise(m.group())))) <= asked
+    ]
     if not cands:
         return None
     terms = set(content_terms(question))

@@ -265,7 +265,16 @@ def _print_report(report: dict) -> None:  # type: ignore[type-arg]
                           end_section=i == len(modes) - 1)  # fmt: skip
     wide.print(t)
     a = Table(title="Answers and abstention", title_justify="left")
-    for col in ("mode", "sentence acc", "span acc", "span EM", "span F1", "abstain P", "abstain R", "answerable flagged"):
+    for col in (
+        "mode",
+        "sentence acc",
+        "span acc",
+        "span EM",
+        "span F1",
+        "abstain P",
+        "abstain R",
+        "answerable flagged",
+    ):
         a.add_column(col, justify="left" if col == "mode" else "right")
     for mode, r in modes.items():
         if "abstention" in r:
@@ -332,7 +341,8 @@ def convert_squad(
     split: Annotated[
         float,
         typer.Option(
-            min=0.0, max=1.0,
+            min=0.0,
+            max=1.0,
             help="Also write questions.train.jsonl (this share of the articles) and questions.heldout.jsonl",
         ),
     ] = 0.0,

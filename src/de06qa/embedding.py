@@ -164,8 +164,7 @@ def export_onnx(settings: Settings) -> Path:
             export_dynamic_quantized_onnx_model(model, INT8_CONFIG, str(tmp))
         if not (tmp / "tokenizer.json").exists():
             raise ModelUnavailable(
-                f"{settings.model!r} has no fast tokenizer (tokenizer.json); "
-                "use it with DE06QA_RUNTIME=torch"
+                f"{settings.model!r} has no fast tokenizer (tokenizer.json); use it with DE06QA_RUNTIME=torch"
             )
         tmp.chmod(0o755)
         shutil.rmtree(target, ignore_errors=True)
@@ -221,7 +220,9 @@ class OnnxEmbedder:
         pad_id = tok.token_to_id("<pad>")
         tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="<pad>")
         pooling = _read_json(folder / "1_Pooling" / "config.json")
-        mode = "cls" if pooling.get("pooling_mode_cls_token") or pooling.get("pooling_mode") == "cls" else "mean"
+        mode = (
+            "cls" if pooling.get("pooling_mode_cls_token") or pooling.get("pooling_mode") == "cls" else "mean"
+        )
         dim = int(session.get_outputs()[0].shape[-1] or pooling.get("word_embedding_dimension") or 0)
         return session, tok, mode, dim
 
@@ -255,10 +256,18 @@ class OnnxEmbedder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
-        return _batched(self._encode, self._prepare(texts, self.profile.passage_prefix), self.batch_size, self.dim, progress)
+        return _batched(
+            self._encode,
+            self._prepare(texts, self.profile.passage_prefix),
+            self.batch_size,
+            self.dim,
+            progress,
+        )
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
-        return _batched(self._encode, self._prepare(texts, self.profile.query_prefix), self.batch_size, self.dim)
+        return _batched(
+            self._encode, self._prepare(texts, self.profile.query_prefix), self.batch_size, self.dim
+        )
 
 
 class TorchEmbedder:
@@ -300,7 +309,13 @@ class TorchEmbedder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
-        return _batched(self._encode, self._prepare(texts, self.profile.passage_prefix), self.batch_size, self.dim, progress)
+        return _batched(
+            self._encode,
+            self._prepare(texts, self.profile.passage_prefix),
+            self.batch_size,
+            self.dim,
+            progress,
+        )
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(self._prepare(texts, self.profile.query_prefix))

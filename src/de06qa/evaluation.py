@@ -73,14 +73,15 @@ def relevant_chunks(by_doc: dict[str, list[Chunk]], q: Question) -> set[str]:
 def _judged_id(chunk: Chunk, rel: set[str] | None, q: Question | None) -> str:
     """The id a passage is judged under. A passage merged from chunks ("doc#3+4") counts as its
     relevant chunk when it holds one, so recall keeps counting chunks; when only the merge holds
-    the answer whole (it straddled two chunks), the merged passage itself joins the relevant pool."""
-    if "+" not in chunk.chunk_id or rel is None or q is None:
+    the answer whole (it straddled two chunks), or the passage is a part of a chunk ("doc#5-"), it
+    is judged by the same rule and joins the relevant pool itself."""
+    if ("+" not in chunk.chunk_id and not chunk.chunk_id.endswith("-")) or rel is None or q is None:
         return chunk.chunk_id
-    doc, numbers = chunk.chunk_id.rsplit("#", 1)
-    inside = [f"{doc}#{n}" for n in numbers.split("+")]
-    hit = next((c for c in inside if c in rel), None)
-    if hit is not None:
-        return hit
+    if "+" in chunk.chunk_id:
+        doc, numbers = chunk.chunk_id.rsplit("#", 1)
+        hit = next((c for c in (f"{doc}#{n}" for n in numbers.split("+")) if c in rel), None)
+        if hit is not None:
+            return hit
     if chunk.doc_id == q.doc_id and any(a in chunk.text for a in q.answers):
         rel.add(chunk.chunk_id)
     return chunk.chunk_id
@@ -177,7 +178,9 @@ def evaluate(
             mode_report.update(_answer_metrics(questions, results))
         if mode == "hybrid":
             failures = [
-                _failure(q, results[q.qid], rels[q.qid]) for q in answerable if per_q[q.qid]["hit@1"] < 1
+                _failure(q, [c for c, _ in scored[q.qid]], results[q.qid], rels[q.qid])
+                for q in answerable
+                if per_q[q.qid]["hit@1"] < 1
             ]
         runs[mode] = [line for qid, rows in scored.items() for line in _trec_lines(qid, rows, mode)]
         report["modes"][mode] = mode_report
@@ -261,9 +264,9 @@ def _answer_metrics(questions: list[Question], results: dict[str, SearchResult])
     }
 
 
-def _failure(q: Question, res: SearchResult, rel: set[str]) -> dict[str, Any]:
+def _failure(q: Question, judged: list[str], res: SearchResult, rel: set[str]) -> dict[str, Any]:
     d = res.to_dict()
-    first = next((p["rank"] for p in d["results"] if p["chunk_id"] in rel), None)
+    first = next((rank for rank, c in enumerate(judged, 1) if c in rel), None)
     return {
         "id": q.qid,
         "question": q.question,

@@ -60,9 +60,7 @@ def terms_of(text: str) -> tuple[frozenset[str], frozenset[str]]:
 
 def query_bigrams(q: Query) -> tuple[str, ...]:
     """The question's folded syllable pairs that carry topic (not two function words)."""
-    return tuple(
-        t for t in q.folded_terms if "_" in t and not all(p in STOPWORDS for p in t.split("_"))
-    )
+    return tuple(t for t in q.folded_terms if "_" in t and not all(p in STOPWORDS for p in t.split("_")))
 
 
 def _cover(terms: tuple[str, ...], have: set[str] | frozenset[str], idf: dict[str, float]) -> float:
@@ -105,7 +103,9 @@ class CorpusView:
     corpus_provinces: frozenset[str]
     # chunk row -> its sentences' terms: computed when a chunk is first a candidate, then reused
     # (bounded, so a large corpus does not keep them all).
-    _sentence_terms: dict[int, tuple[tuple[frozenset[str], frozenset[str]], ...]] = field(default_factory=dict)
+    _sentence_terms: dict[int, tuple[tuple[frozenset[str], frozenset[str]], ...]] = field(
+        default_factory=dict
+    )
 
     def sentence_terms(self, row: int) -> tuple[tuple[frozenset[str], frozenset[str]], ...]:
         got = self._sentence_terms.get(row)
@@ -212,7 +212,9 @@ def sentence_features(
         # How each sentence compares with the best of the question's candidates.
         for gap, of in (("cos_gap", "cos"), ("idf_cover_gap", "idf_cover_ctx"),
                         ("bigram_cover_gap", "bigram_cover"), ("passage_gap", "passage_score")):  # fmt: skip
-            x[:, SENTENCE_FEATURES.index(gap)] = x[:, SENTENCE_FEATURES.index(of)] - x[:, SENTENCE_FEATURES.index(of)].max()
+            x[:, SENTENCE_FEATURES.index(gap)] = (
+                x[:, SENTENCE_FEATURES.index(of)] - x[:, SENTENCE_FEATURES.index(of)].max()
+            )
         x[:, SENTENCE_FEATURES.index("cos_rank")] = _rrank(x[:, 0])
     return x
 

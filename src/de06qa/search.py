@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -229,44 +229,54 @@ class Searcher:
         return SearchResult(q.text, answerable, confidence, answer if answerable else None, passages, timings)
 
     def _passages(self, r: Ranked, scores: np.ndarray, lexical: np.ndarray, k: int) -> tuple[Passage, ...]:
-        """The top k by `scores`, as passages a person wants to read: a chunk that overlaps or
-        touches a better one of the same article is merged into it (the passage grows to their
-        union, up to two chunks' length) or, past that, dropped; no two results share text."""
+        """The top k by `scores`, as passages a person wants to read, no two sharing text: a chunk
+        that overlaps or touches better ones of its article is merged with them (the passage grows
+        to their union, at most two chunks long); past that length, only its sentences that no
+        passage shows yet are kept, as a passage of their own."""
         chunks, articles = self.data.chunks, self.data.articles
         limit = 2 * self.settings.chunk_chars
-        groups: list[list[int]] = []  # candidate indices; the first one is the group's best
-        spans: list[tuple[str, int, int]] = []
+        groups: list[_Group] = []
         for pos, i in enumerate(np.argsort(-scores, kind="stable").tolist()):
             if len(groups) == k and pos >= 2 * k:
                 break  # far-down neighbours would only pad passages with weak text
             ch = chunks[int(r.candidates.rows[i])]
-            near = [g for g, (d, a, b) in enumerate(spans) if d == ch.doc_id and ch.start <= b and a <= ch.end]
+            same = [g for g in groups if g.doc_id == ch.doc_id]
+            near = [g for g in same if ch.start <= g.end and g.start <= ch.end]
             if not near:
                 if len(groups) < k:
-                    groups.append([i])
-                    spans.append((ch.doc_id, ch.start, ch.end))
+                    groups.append(_Group(ch.doc_id, ch.start, ch.end, [ch], i))
                 continue
-            d, a, b = spans[near[0]]
-            a, b = min(a, ch.start), max(b, ch.end)
-            # Merge only into a single passage, within the length limit, without reaching another.
-            if len(near) == 1 and b - a <= limit and not any(
-                e == d and s < b and a < t for g, (e, s, t) in enumerate(spans) if g != near[0]
+            a, b = min(ch.start, *(g.start for g in near)), max(ch.end, *(g.end for g in near))
+            others = [g for g in same if g not in near]
+            if (
+                b - a <= limit
+                and not any(g.trimmed for g in near)
+                and not any(g.start < b and a < g.end for g in others)
             ):
-                groups[near[0]].append(i)
-                spans[near[0]] = (d, a, b)
+                first = near[0]  # the best of them: groups are kept in score order
+                for g in near[1:]:
+                    first.parts += g.parts
+                    groups.remove(g)
+                first.parts.append(ch)
+                first.start, first.end = a, b
+            elif len(groups) < k:
+                free = _uncovered(ch, same)
+                if free:
+                    groups.append(_Group(ch.doc_id, free[0].start, free[-1].end, [ch], i, trimmed=True))
         out = []
         for n, g in enumerate(groups):
-            best = g[0]
-            chunk = _merged([chunks[int(r.candidates.rows[i])] for i in g], articles)
+            chunk = _trimmed(g, articles) if g.trimmed else _merged(g.parts, articles)
             out.append(
                 Passage(
-                    n + 1, chunk, articles[chunk.doc_id], float(scores[best]), float(lexical[best]),
-                    float(r.candidates.dense[best]), float(r.logits[best]),
+                    n + 1, chunk, articles[chunk.doc_id], float(scores[g.best]), float(lexical[g.best]),
+                    float(r.candidates.dense[g.best]), float(r.logits[g.best]),
                 )
             )  # fmt: skip
         return tuple(out)
 
-    def answer_sentences(self, r: Ranked, passages: tuple[Passage, ...]) -> tuple[list[tuple[Span, Passage]], np.ndarray]:
+    def answer_sentences(
+        self, r: Ranked, passages: tuple[Passage, ...]
+    ) -> tuple[list[tuple[Span, Passage]], np.ndarray]:
         """The sentences of the top passages that may hold the answer, and their features."""
         seen: set[tuple[str, int]] = set()
         cands: list[tuple[Span, Passage]] = []
@@ -299,7 +309,9 @@ class Searcher:
         span = locate(sent.text, q.text, q.kind)
         a, b = (sent.start + span[0], sent.start + span[1]) if span else (sent.start, sent.end)
         answer = AnswerSpan(top.article.text[a:b], sent.text, top.chunk.doc_id, a, b, sent.start, sent.end)
-        conf = self.models.confidence.proba(self.confidence_features(r, passages, x[best], float(probs[best])))
+        conf = self.models.confidence.proba(
+            self.confidence_features(r, passages, x[best], float(probs[best]))
+        )
         return answer, float(conf[0])
 
     def confidence_features(
@@ -326,6 +338,44 @@ class Searcher:
             "province_mismatch": float(bool(q.provinces) and not (q.provinces & self.view.doc_provinces[d])),
         }
         return np.array([[values[f] for f in CONFIDENCE_FEATURES]], np.float32)
+
+
+@dataclass(eq=False)
+class _Group:
+    """Chunks of one article shown as one passage (while `_passages` assembles them)."""
+
+    doc_id: str
+    start: int
+    end: int
+    parts: list[Chunk]
+    best: int  # candidate index of the best-scored chunk
+    trimmed: bool = False  # only the sentences of parts[0] from start to end
+
+
+def _uncovered(chunk: Chunk, shown: list[_Group]) -> list[Span]:
+    """The longest run of the chunk's sentences that no shown passage of its article overlaps."""
+    best: list[Span] = []
+    run: list[Span] = []
+    for s in chunk.sentences:
+        if any(s.start < g.end and g.start < s.end for g in shown):
+            run = []
+            continue
+        run.append(s)
+        if len(run) > len(best):
+            best = list(run)
+    return best
+
+
+def _trimmed(g: _Group, articles: dict[str, Article]) -> Chunk:
+    c = g.parts[0]
+    return replace(
+        c,
+        chunk_id=f"{c.chunk_id}-",  # a part of chunk n
+        start=g.start,
+        end=g.end,
+        text=articles[c.doc_id].text[g.start : g.end],
+        sentences=tuple(s for s in c.sentences if g.start <= s.start and s.end <= g.end),
+    )
 
 
 def _merged(parts: list[Chunk], articles: dict[str, Article]) -> Chunk:

@@ -45,9 +45,9 @@ class Service:
     def start(self) -> None:
         """Load the index (a failure is kept and reported as 503, not raised) and watch for rebuilds."""
         try:
-            # The first query pays one-off costs (the query encoder's trace, allocator warm-up);
-            # pay them here, not in a user's first request.
-            self.reload().embedder.embed_queries(["khởi động"])
+            # The first search pays one-off costs (ONNX Runtime's allocations, the segmenter's
+            # model, the ranker); pay them here, not in a user's first request.
+            self.reload().search("khởi động")
         except De06qaError as e:
             log.warning("de06qa: no usable index yet: %s", e)
         if self.settings.reload_poll_s > 0:

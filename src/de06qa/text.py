@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 import unicodedata
 from functools import lru_cache
 
@@ -17,12 +18,16 @@ from functools import lru_cache
 # sys.modules (the documented way to make an import fail) skips them cleanly; nothing else changes.
 _OPTIONAL = ("translate", "classification", "sentiment", "lang_detect", "dependency_parse")
 if "underthesea" not in sys.modules:
-    for _name in (*(f"underthesea.pipeline.{m}" for m in _OPTIONAL), "underthesea.agent", "underthesea.address"):
-        sys.modules.setdefault(_name, None)  # type: ignore[assignment]
+    for _name in (
+        *(f"underthesea.pipeline.{m}" for m in _OPTIONAL),
+        "underthesea.agent",
+        "underthesea.address",
+    ):
+        sys.modules.setdefault(_name, None)  # type: ignore[arg-type]
 
 from underthesea import sent_tokenize, word_tokenize  # noqa: E402
 
-from de06qa.documents import Span
+from de06qa.documents import Span  # noqa: E402
 
 SEGMENTER = "underthesea-word_tokenize"
 
@@ -109,8 +114,25 @@ def _align(text: str, pieces: list[str], base: int = 0) -> list[Span]:
     return spans
 
 
+_loaded = threading.Event()
+_load_lock = threading.Lock()
+
+
+def _segmenter() -> None:
+    """Load underthesea's models once, under a lock: they load lazily on first use, and two threads
+    using them for the first time at once (a server's first concurrent requests) see a half-loaded
+    model."""
+    if not _loaded.is_set():
+        with _load_lock:
+            if not _loaded.is_set():
+                word_tokenize("khởi động")
+                sent_tokenize("Khởi động. Xong.")
+                _loaded.set()
+
+
 def sentences(text: str) -> list[Span]:
     """Sentence spans. Lines (paragraphs, headlines, captions) never share a sentence."""
+    _segmenter()
     out: list[Span] = []
     pos = 0
     for line in text.split("\n"):
@@ -122,6 +144,7 @@ def sentences(text: str) -> list[Span]:
 
 def words(text: str, base: int = 0) -> list[Span]:
     """underthesea word spans (a word may span several syllables: "Hà Giang")."""
+    _segmenter()
     out: list[Span] = []
     pos = 0
     for line in text.split("\n"):

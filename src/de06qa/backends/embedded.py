@@ -31,7 +31,11 @@ class EmbeddedBackend:
         else:
             dense_rows = np.zeros(0, np.int64)
         rows = np.union1d(lex_rows, dense_rows).astype(np.int64)
-        cos = self.dense.score(query.vector, rows) if query.vector is not None else np.zeros(len(rows), np.float32)
+        cos = (
+            self.dense.score(query.vector, rows)
+            if query.vector is not None
+            else np.zeros(len(rows), np.float32)
+        )
         return Candidates(rows, words[rows], folded[rows], cos)
 
     def idf(self, terms: tuple[str, ...]) -> dict[str, float]:
