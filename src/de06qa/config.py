@@ -33,10 +33,11 @@ class Settings:
     faiss_index: str = "flat"
     embed_batch_size: int = 32
     # Embedding runtime: "onnx" (ONNX Runtime, default) or "torch" (sentence-transformers on
-    # PyTorch); precision of the ONNX model: "int8" (default; retrieval unchanged within 0.005
-    # MRR@10, eval/RESULTS.md) or "fp32". Threads per inference: 0 = one per core.
+    # PyTorch); precision of the ONNX model: "fp32" (default) or "int8" (about twice as fast, but
+    # hybrid MRR@10 0.0055-0.0075 below fp32 on ViNewsQA and the seeds: more than the 0.005 the
+    # default may lose; eval/RESULTS.md). Threads per inference: 0 = one per core.
     runtime: str = "onnx"
-    precision: str = "int8"
+    precision: str = "fp32"
     threads: int = 0
     k: int = 5
     max_query_chars: int = 1000
