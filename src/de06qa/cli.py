@@ -227,9 +227,7 @@ def serve(
 
     Example: de06qa serve --port 8000, then open http://127.0.0.1:8000/?q=Hà Giang có bao nhiêu dịch vụ công toàn trình?
     """
-    # Threads per request come from OMP_NUM_THREADS in the environment before start (a limit set
-    # later does not reach the server's worker threads). Unset = one per core: fastest lone request;
-    # OMP_NUM_THREADS=1 trades that for more throughput under heavy concurrent load (README).
+    # ONNX Runtime's threads per request come from DE06QA_THREADS (Settings; default one per core).
     import uvicorn
 
     from de06qa.api import create_app
