@@ -8,6 +8,7 @@ Nothing here reads the seeds' question set or a held-out part. Reproduce (≈ 15
     de06qa convert-squad $E/vinewsqa_dev.json --out $D/vn --split 0.3   # train = 30% of the articles
     de06qa index $D/vqt/corpus --index-dir $D/vqt/index
     de06qa index $D/vn/corpus --index-dir $D/vn/index
+    de06qa index seeds --index-dir $D/seeds-index      # only as a collection to ask others' questions of
     .venv/bin/python eval/fit_ranker.py --data $D [--questions 6000]
 
 Fitting data: ViQuAD 1.0 train questions (a sample) and the ViNewsQA dev questions of the train

@@ -176,7 +176,34 @@ def export_onnx(settings: Settings) -> Path:
     return target
 
 
-class OnnxEmbedder:
+class _BatchEncoder:
+    """What both runtimes share: the profile's input form and length-sorted batches."""
+
+    profile: Profile
+    batch_size: int
+
+    @property
+    def dim(self) -> int:
+        raise NotImplementedError
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _prepare(self, texts: list[str], prefix: str) -> list[str]:
+        if self.profile.segmented:
+            texts = [_segmented(t) for t in texts]
+        return [prefix + t for t in texts]
+
+    def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        prepared = self._prepare(texts, self.profile.passage_prefix)
+        return _batched(self._encode, prepared, self.batch_size, self.dim, progress)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        prepared = self._prepare(texts, self.profile.query_prefix)
+        return _batched(self._encode, prepared, self.batch_size, self.dim)
+
+
+class OnnxEmbedder(_BatchEncoder):
     """The model's ONNX file run by ONNX Runtime, tokenised by `tokenizers`; pooling and L2
     normalisation as the model's sentence-transformers config says (mean or CLS)."""
 
@@ -233,11 +260,6 @@ class OnnxEmbedder:
     def token_count(self, text: str) -> int:
         return len(self._load()[1].encode(text).ids)
 
-    def _prepare(self, texts: list[str], prefix: str) -> list[str]:
-        if self.profile.segmented:
-            texts = [_segmented(t) for t in texts]
-        return [prefix + t for t in texts]
-
     def _encode(self, texts: list[str]) -> np.ndarray:
         session, tok, pooling, _ = self._load()
         enc = tok.encode_batch(texts)
@@ -255,22 +277,9 @@ class OnnxEmbedder:
         vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
-    def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
-        return _batched(
-            self._encode,
-            self._prepare(texts, self.profile.passage_prefix),
-            self.batch_size,
-            self.dim,
-            progress,
-        )
-
-    def embed_queries(self, texts: list[str]) -> np.ndarray:
-        return _batched(
-            self._encode, self._prepare(texts, self.profile.query_prefix), self.batch_size, self.dim
-        )
 
 
-class TorchEmbedder:
+class TorchEmbedder(_BatchEncoder):
     """The model run by sentence-transformers on PyTorch: the reference the ONNX files are tested
     against, and the runtime for models that cannot be exported (DE06QA_RUNTIME=torch)."""
 
@@ -296,11 +305,6 @@ class TorchEmbedder:
     def dim(self) -> int:
         return int(self.model.get_embedding_dimension() or 0)
 
-    def _prepare(self, texts: list[str], prefix: str) -> list[str]:
-        if self.profile.segmented:
-            texts = [_segmented(t) for t in texts]
-        return [prefix + t for t in texts]
-
     def _encode(self, texts: list[str]) -> np.ndarray:
         vecs = self.model.encode(
             texts, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True,
@@ -308,17 +312,6 @@ class TorchEmbedder:
         )  # fmt: skip
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
-    def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
-        return _batched(
-            self._encode,
-            self._prepare(texts, self.profile.passage_prefix),
-            self.batch_size,
-            self.dim,
-            progress,
-        )
-
-    def embed_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode(self._prepare(texts, self.profile.query_prefix))
 
 
 def _batched(
