@@ -71,6 +71,7 @@ def test_ask_human_output_fits_80_columns(built):
     )
     assert "Answer: Trần Ngọc Tam" in r.stdout and "seeds/004_f8e44593c0f403ee.txt" in r.stdout
     assert max(len(line) for line in r.stdout.splitlines()) <= 80
+    assert not [line for line in r.stdout.splitlines() if line.endswith(" ")]  # no padding in a pipe
 
 
 @pytest.mark.parametrize(
@@ -211,3 +212,8 @@ def test_build_killed_mid_embedding_keeps_the_old_index(real_settings, real_sear
     assert _ask_json(env, "Hà Giang có bao nhiêu dịch vụ công toàn trình?")["answer"]["text"] == "665"
     r = subprocess.run([EXE, "index", str(SEEDS)], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "0 new or changed, 5 unchanged" in r.stderr
+
+
+def test_python_dash_m_runs_the_same_command():
+    r = subprocess.run([sys.executable, "-m", "de06qa", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "ask" in r.stdout and "index" in r.stdout

@@ -12,7 +12,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
@@ -136,6 +135,14 @@ def _open(settings: Settings):  # type: ignore[no-untyped-def]
     return open_searcher(settings)
 
 
+def _say(text: Text, indent: int = 0) -> None:
+    """Print wrapped to the console's width, each line indented and without trailing spaces (rich
+    pads or leaves a space at each break, which lands in a file or a pipe)."""
+    for line in text.wrap(out, max(out.width - indent, 20)):
+        line.rstrip()
+        out.print(Text(" " * indent) + line)
+
+
 def _print_result(d: dict, width: int = 80) -> None:  # type: ignore[type-arg]
     a = d["answer"]
     if a:
@@ -147,7 +154,7 @@ def _print_result(d: dict, width: int = 80) -> None:  # type: ignore[type-arg]
                 ("Answer: ", "bold green"), (a["text"], "bold"), f"  (confidence {d['confidence']:.2f})"
             )
         )
-        out.print(sentence)
+        _say(sentence)
     else:
         out.print(
             Text.assemble(
@@ -158,16 +165,16 @@ def _print_result(d: dict, width: int = 80) -> None:  # type: ignore[type-arg]
     for r in d["results"]:
         out.print()
         head = Text.assemble((f"[{r['rank']}] ", "bold cyan"), (r["title"], "bold"))
-        out.print(head)
+        _say(head)
         cite = f"    {r['source']} · chars {r['start']}–{r['end']}"
         if r["date"]:
             cite = f"    {r['date']} · " + cite.strip()
-        out.print(Text(cite, style="dim"))
+        _say(Text(cite, style="dim"))
         body = Text(r["text"].replace("\n", " "))
         if a and a["doc_id"] == r["doc_id"] and r["start"] <= a["start"] and a["end"] <= r["end"]:
             o = a["start"] - r["start"]
             body.stylize("bold black on yellow", o, o + len(a["text"]))
-        out.print(Padding(body, (0, 0, 0, 4)))
+        _say(body, indent=4)
 
 
 @app.command()

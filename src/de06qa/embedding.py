@@ -278,7 +278,6 @@ class OnnxEmbedder(_BatchEncoder):
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
 
-
 class TorchEmbedder(_BatchEncoder):
     """The model run by sentence-transformers on PyTorch: the reference the ONNX files are tested
     against, and the runtime for models that cannot be exported (DE06QA_RUNTIME=torch)."""
@@ -311,7 +310,6 @@ class TorchEmbedder(_BatchEncoder):
             normalize_embeddings=True,
         )  # fmt: skip
         return np.ascontiguousarray(vecs, dtype=np.float32)
-
 
 
 def _batched(
