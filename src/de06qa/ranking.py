@@ -100,6 +100,7 @@ class CorpusView:
     doc_provinces: list[frozenset[str]]
     doc_title_terms: list[frozenset[str]]  # folded syllables of the title and province names
     chunk_position: np.ndarray  # 0 for an article's first chunk … 1 for its last
+    sentence_row: dict[tuple[str, int], int]  # (doc_id, sentence start) -> sentence row
     sentence_lo: np.ndarray  # chunk row -> its first sentence row
     sentence_hi: np.ndarray  # … one past its last
     sentence_vectors: np.ndarray

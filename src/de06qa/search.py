@@ -143,9 +143,6 @@ class Searcher:
         self.models = models or load_models()
         self.backend: Backend = EmbeddedBackend(data.lexical, data.dense)
         self.view = _corpus_view(data)
-        self._sent_index = {
-            (d, s.start, s.end): i for i, (s, d) in enumerate(zip(data.sentences, data.sentence_docs))
-        }
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder, models: Models | None = None) -> Searcher:
@@ -287,7 +284,7 @@ class Searcher:
                 if (p.chunk.doc_id, s.start) in seen:
                     continue
                 seen.add((p.chunk.doc_id, s.start))
-                i = self._sent_index.get((p.chunk.doc_id, s.start, s.end))
+                i = self.view.sentence_row.get((p.chunk.doc_id, s.start))
                 vec = self.data.sentence_vectors[i] if i is not None else None
                 match = bool(r.query.provinces & self.view.doc_provinces[d])
                 cands.append((s, p))
@@ -426,6 +423,7 @@ def _corpus_view(data: store.IndexData) -> CorpusView:
             for a in data.articles.values()
         ],
         chunk_position=position,
+        sentence_row=sent_row,
         sentence_lo=lo,
         sentence_hi=hi,
         sentence_vectors=data.sentence_vectors,
