@@ -44,9 +44,6 @@ class LexicalIndex:
             return np.zeros(int(model.scores["num_docs"]), dtype=np.float32)
         return np.asarray(model.get_scores(known), dtype=np.float32)
 
-    def knows(self, field: str, term: str) -> bool:
-        return term in self._vocab[field]
-
     def idf(self, field: str, terms: tuple[str, ...]) -> dict[str, float]:
         """BM25's idf, log(1 + (N - df + 0.5) / (df + 0.5)), of each term (0 when unknown):
         document frequencies come from the index's term-by-document matrix."""

@@ -47,13 +47,12 @@ CONFIDENCE_FEATURES = (
 )  # fmt: skip
 
 
-def syllables(text: str) -> set[str]:
-    """Folded lower-case syllables of a text (numbers keep their separators: "1.818")."""
-    return set(_SYLLABLE.findall(fold(text).lower()))
+def sigmoid(x: np.ndarray | float) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -40.0, 40.0))), np.float32)
 
 
 def terms_of(text: str) -> tuple[frozenset[str], frozenset[str]]:
-    """(folded syllables, folded syllable pairs) of a piece of text."""
+    """(folded lower-case syllables, syllable pairs) of a text; numbers keep their separators ("1.818")."""
     toks = _SYLLABLE.findall(fold(text).lower())
     return frozenset(toks), frozenset(f"{a}_{b}" for a, b in zip(toks, toks[1:]))
 
@@ -148,7 +147,7 @@ def rank_features(q: Query, c: Candidates, view: CorpusView, idf: dict[str, floa
     n = len(c)
     if n == 0:
         return np.zeros((0, len(RANK_FEATURES)), np.float32)
-    lex = c.bm25_folded * 0.5 + c.bm25_words
+    lex = c.lexical
     docs = view.chunk_doc[c.rows]
     bigrams = query_bigrams(q)
     idf_cover, bigram_cover, title_cover, has_kind = (np.zeros(n, np.float32) for _ in range(4))
@@ -267,7 +266,7 @@ class LinearModel:
         return np.asarray(((x - self.mean) / self.scale) @ self.coef + self.bias, np.float32)
 
     def proba(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(1.0 / (1.0 + np.exp(-self.logits(x))), np.float32)
+        return sigmoid(self.logits(x))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -322,7 +321,7 @@ class TreeModel:
         return np.asarray(self._booster.predict(x, num_threads=1), np.float32)
 
     def proba(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(1.0 / (1.0 + np.exp(-self.logits(x))), np.float32)
+        return sigmoid(self.logits(x))
 
 
 @dataclass(frozen=True, eq=False)

@@ -5,7 +5,6 @@ The CLI, the HTTP service and the evaluation only format what `Searcher.search` 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,7 +30,8 @@ from de06qa.ranking import (
     load_models,
     rank_features,
     sentence_features,
-    syllables,
+    sigmoid,
+    terms_of,
 )
 from de06qa.text import nfc
 
@@ -115,10 +115,6 @@ class SearchResult:
 CANDIDATES = 100
 # Sentences of the top ANSWER_PASSAGES passages compete to be the answer sentence.
 ANSWER_PASSAGES = 3
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(min(x, 40.0), -40.0)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,7 +203,7 @@ class Searcher:
             return SearchResult(q.text, False, 0.0, None, (), {"total": 0.0})
         r = self.rank(q)
         c = r.candidates
-        lexical = c.bm25_folded * 0.5 + c.bm25_words
+        lexical = c.lexical
         timings["retrieve"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         if mode == "bm25":
@@ -215,7 +211,7 @@ class Searcher:
         elif mode == "dense":
             scores = c.dense
         else:
-            scores = np.array([_sigmoid(v) for v in r.logits.tolist()], np.float32)
+            scores = sigmoid(r.logits)
         passages = self._passages(r, scores, lexical, k)
         timings["rank"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
@@ -320,7 +316,7 @@ class Searcher:
         col = {name: i for i, name in enumerate(SENTENCE_FEATURES)}
         i_top = int(np.argmax(r.logits))
         values = {
-            "passage_prob": _sigmoid(logits[0]),
+            "passage_prob": float(sigmoid(logits[0])),
             "passage_margin": logits[0] - logits[1] if len(logits) > 1 else 0.0,
             "sentence_prob": sentence_prob,
             "sentence_cos": float(sentence_x[col["cos"]]),
@@ -419,8 +415,7 @@ def _corpus_view(data: store.IndexData) -> CorpusView:
         doc_number=number,
         doc_provinces=provinces,
         doc_title_terms=[
-            frozenset(syllables(" ".join([a.title, *a.provinces, *a.provinces_2025])))
-            for a in data.articles.values()
+            terms_of(" ".join([a.title, *a.provinces, *a.provinces_2025]))[0] for a in data.articles.values()
         ],
         chunk_position=position,
         sentence_row=sent_row,

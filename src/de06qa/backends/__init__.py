@@ -24,6 +24,12 @@ class Candidates:
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def lexical(self) -> np.ndarray:
+        """The BM25 score the `bm25` mode ranks by: the accented words field plus half the folded
+        one (a folded match alone may be a coincidence, dê/dế)."""
+        return np.asarray(self.bm25_folded * 0.5 + self.bm25_words, np.float32)
+
 
 class Backend(Protocol):
     def candidates(self, query: Query, depth: int) -> Candidates:
