@@ -51,7 +51,29 @@ def client(fake_index: Settings):
         ),
         (("POST", "/search", {"json": {"q": "   "}}), 422, "empty"),
         (("POST", "/search", {"json": ["q"]}), 422, "valid dictionary"),
-        (("POST", "/search", {"content": "q=x", "headers": {"content-type": "text/plain"}}), 422, ""),
+        (
+            ("POST", "/search", {"content": "q=x", "headers": {"content-type": "text/plain"}}),
+            415,
+            "Content-Type text/plain is not JSON",
+        ),
+        (
+            (
+                "POST",
+                "/search",
+                {"content": "q=x", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+            ),
+            415,
+            "send Content-Type: application/json",
+        ),
+        (("GET", "/search?q=x&province=Atlantis"), 422, "province='Atlantis' is not a Vietnamese province"),
+        (("GET", "/search?q=x&since=2024-02-30"), 422, "since='2024-02-30' is not a date"),
+        (("GET", "/search?q=x&since=2025&until=2024"), 422, "since=2025-01-01 is after until=2024-12-31"),
+        (("GET", "/search?q=x&sort=oldest"), 422, "sort:"),
+        (
+            ("POST", "/search", {"json": {"q": "x", "province": "Hà Giang"}}),
+            422,
+            "province: Input should be a valid list",
+        ),
     ],
 )
 def test_bad_input_is_a_4xx_with_a_reason(client: TestClient, request_args, status: int, reason: str):
@@ -141,3 +163,78 @@ def test_missing_or_damaged_index_is_503_with_the_fix(tmp_path: Path, fake_index
     with TestClient(create_app(fake_index.with_(index_dir=damaged), FakeEmbedder()), client=LOCAL) as c:
         r = c.get("/search", params={"q": "abc"})
         assert r.status_code == 503 and "--rebuild" in r.json()["detail"]
+
+
+# -- filters, facets, order ------------------------------------------------------------------------
+def _docs(d: dict) -> set[str]:  # type: ignore[type-arg]
+    return {r["doc_id"] for r in d["results"]}
+
+
+def test_province_filter_applies_before_ranking_and_a_2025_name_covers_its_former_provinces(client):
+    docs = client.get("/documents").json()["documents"]
+    ha_giang = {x["doc_id"] for x in docs if "Hà Giang" in x["provinces"]}
+    assert ha_giang  # seed 002
+    for name in ("Hà Giang", "ha giang", "Tuyên Quang"):
+        d = client.get("/search", params={"q": "chuyển đổi số", "k": 5, "province": name}).json()
+        # k passages come back (the article has more than 5 chunks), all from matching articles
+        assert len(d["results"]) == 5 and _docs(d) <= ha_giang, name
+        assert set(d["facets"]["province"]) >= {"Hà Giang"}
+    assert client.get("/search", params={"q": "chuyển đổi số", "province": "Tuyên Quang"}).json()["filters"][
+        "province"
+    ] == ["Tuyên Quang"]
+    # repeatable: the union of the provinces
+    both = client.get(
+        "/search",
+        params=[("q", "chuyển đổi số"), ("k", 50), ("province", "Hà Giang"), ("province", "Bến Tre")],
+    ).json()
+    assert len(_docs(both)) == 2
+
+
+def test_date_filter_excludes_undated_articles_and_says_how_many(client):
+    docs = client.get("/documents").json()["documents"]
+    dated_2024 = {x["doc_id"] for x in docs if (x["date"] or "").startswith("2024")}
+    undated = sum(x["date"] is None for x in docs)
+    d = client.get(
+        "/search", params={"q": "dịch vụ công", "k": 10, "since": "2024", "until": "2024-12"}
+    ).json()
+    assert d["filters"]["since"] == "2024-01-01" and d["filters"]["until"] == "2024-12-31"
+    assert _docs(d) == dated_2024
+    assert d["filters"]["undated_excluded"] == undated > 0
+    assert set(d["facets"]["year"]) == {"2024"}
+    nothing = client.get("/search", params={"q": "dịch vụ công", "since": "2030-01-01"}).json()
+    assert nothing["results"] == [] and nothing["answer"] is None and nothing["answerable"] is False
+
+
+def test_sort_by_date_gives_the_same_passages_newest_first(client):
+    rel = client.get("/search", params={"q": "dịch vụ công trực tuyến", "k": 8}).json()
+    new = client.get("/search", params={"q": "dịch vụ công trực tuyến", "k": 8, "sort": "date"}).json()
+    assert sorted(r["chunk_id"] for r in rel["results"]) == sorted(r["chunk_id"] for r in new["results"])
+    dates = [r["date"] for r in new["results"]]
+    dated = [x for x in dates if x]
+    assert dated == sorted(dated, reverse=True) and dates[: len(dated)] == dated  # undated last
+    assert [r["rank"] for r in new["results"]] == list(range(1, 9))
+    assert new["filters"]["sort"] == "date"
+
+
+def test_facets_count_the_retrieved_passages_per_province_and_year(client):
+    d = client.get("/search", params={"q": "dịch vụ công", "k": 3}).json()
+    years = d["facets"]["year"]
+    counts = list(d["facets"]["province"].values())
+    assert counts == sorted(counts, reverse=True) and counts[0] > 0
+    numbered = [y for y in years if y != "undated"]
+    assert numbered == sorted(numbered, reverse=True)
+    assert sum(years.values()) >= len(d["results"])  # every passage counted once per year bucket
+    post = client.post(
+        "/search", json={"q": "dịch vụ công", "k": 3, "province": ["Bến Tre"], "sort": "date"}
+    ).json()
+    assert set(post["facets"]["province"]) >= {"Bến Tre"} and post["filters"]["sort"] == "date"
+
+
+def test_api_docs_are_served_from_the_package(client):
+    for path in ("/docs", "/redoc"):
+        page = client.get(path).text
+        urls = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert urls and all(u.startswith("/") for u in urls), urls  # nothing from another host
+        for u in urls:
+            if not u.endswith(".json"):
+                assert client.get(u).status_code == 200, u

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import unicodedata
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from de06qa.chunking import chunk_article
-from de06qa.ingest import DecodeError, build_article, decode
+from de06qa.config import Settings
+from de06qa.errors import NothingToIndex
+from de06qa.formats import DecodeError, extract
+from de06qa.formats.plain import decode
+from de06qa.indexing import build_index
+from de06qa.ingest import build_article
 from de06qa.text import fold, nfc, normalise, sentences, unify_tones, words
+from tests.documents_on_disk import write_corrupt_docx, write_docx, write_pdf, write_scanned_pdf
 
 VIET = "aăâbcdđeêghiklmnoôơpqrstuưvxyáàảãạắằẳẵặấầẩẫậéèẻẽẹếềểễệíìỉĩịóòỏõọốồổỗộớờởỡợúùủũụứừửữựýỳỷỹỵ"
 # Mostly Vietnamese-looking text (words, numbers, punctuation, line breaks), with any character
@@ -87,3 +94,62 @@ def test_chunks_are_spans_of_the_article(text: str, chunk_chars: int, overlap: i
     # Every sentence of the article is in some chunk (long ones may be cut into pieces).
     for s in sentences(article.text):
         assert any(a <= s.start < b for a, b in covered) or not s.text.strip()
+
+
+@pytest.fixture(scope="module")
+def real_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    root = tmp_path_factory.mktemp("real")
+    return {".pdf": write_pdf(root / "a.pdf").read_bytes(), ".docx": write_docx(root / "a.docx").read_bytes()}
+
+
+@FUZZ
+@given(st.sampled_from([".html", ".htm", ".pdf", ".docx", ".md"]), st.binary(max_size=2000))
+def test_any_bytes_in_any_format_give_text_or_a_one_line_reason(suffix: str, data: bytes):
+    try:
+        ex = extract(suffix, data)
+    except DecodeError as e:
+        assert str(e) and "\n" not in str(e)
+    else:
+        assert ex.pages and all(isinstance(p, str) for p in ex.pages)
+
+
+@FUZZ
+@given(st.sampled_from([".pdf", ".docx"]), st.data())
+def test_damaged_real_files_give_text_or_a_one_line_reason(real_files, suffix: str, data):  # type: ignore[no-untyped-def]
+    """A real PDF or Word file with a stretch of its bytes overwritten or cut off."""
+    good = real_files[suffix]
+    at = data.draw(st.integers(0, len(good) - 1))
+    junk = data.draw(st.binary(min_size=1, max_size=64))
+    damaged = good[:at] + junk + good[at + len(junk) :] if data.draw(st.booleans()) else good[:at]
+    try:
+        extract(suffix, damaged)
+    except DecodeError as e:
+        assert str(e) and "\n" not in str(e)
+
+
+@pytest.mark.parametrize("make", ["empty", "all-skipped"])
+def test_nothing_indexable_is_a_clear_error_and_the_index_is_untouched(make, tmp_path, fake_embedder):
+    settings = Settings(cache_dir=tmp_path / "cache", index_dir=tmp_path / "index")
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "a.txt").write_text("Hà Giang có 665 dịch vụ công toàn trình.", encoding="utf-8")
+    build_index(settings, good, fake_embedder)
+
+    def snapshot() -> dict[str, bytes]:
+        return {str(p): p.read_bytes() for p in sorted(settings.index_dir.rglob("*")) if p.is_file()}
+
+    before = snapshot()
+    src = tmp_path / "src"
+    src.mkdir()
+    if make == "all-skipped":
+        write_scanned_pdf(src / "scan.pdf")
+        write_corrupt_docx(src / "broken.docx")
+    with pytest.raises(NothingToIndex) as e:
+        build_index(settings, src, fake_embedder)
+    msg = str(e.value)
+    assert "\n" not in msg and "the index is unchanged" in msg
+    if make == "empty":
+        assert "has no article files (.txt, .md, .html, .htm, .pdf, .docx)" in msg
+    else:
+        assert "scan.pdf (no text layer (scanned?); OCR is not supported)" in msg and "broken.docx (" in msg
+    assert snapshot() == before

@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 
 from de06qa.errors import SourceNotFound
-from de06qa.ingest import DecodeError, decode, read_folder
+from de06qa.formats import DecodeError
+from de06qa.formats.plain import decode
+from de06qa.ingest import read_folder
 
 from .conftest import SEEDS
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -207,3 +208,50 @@ def test_server_switches_to_a_rebuilt_index_without_failing_a_request(
         out = stop_server(proc)
     assert len(statuses) > 20 and set(statuses) == {200}, (len(statuses), set(statuses))
     assert "Traceback" not in out
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed")
+def test_page_filters_facets_and_grouping_in_headless_chromium(server: str, tmp_path: Path):
+    import html as htmllib
+    import re
+
+    url = f"{server}/?q={quote('chuyển đổi số')}&province={quote('Tuyên Quang')}"
+    dom = chromium("--dump-dom", url, tmp=tmp_path / "a")
+    # the filter from the URL is applied and shown as an active chip; every passage is Hà Giang's
+    assert re.search(r'<a class="chip on" href="[^"]*"[^>]*>Tuyên Quang ×</a>', dom)
+    groups = re.findall(r'<li class="card result group">(.*?)</li>', dom, re.S)
+    assert len(groups) == 1 and "doc=002_956fdc6dbb6455d8" in groups[0]
+    assert groups[0].count('class="passage-item"') == 5  # five passages of one article, under one heading
+    # Without the filter: passages grouped per article, one heading each; facet chips apply filters.
+    dom = chromium("--dump-dom", f"{server}/?q={quote('dịch vụ công trực tuyến')}", tmp=tmp_path / "b")
+    groups = re.findall(r'<li class="card result group">(.*?)</li>', dom, re.S)
+    titles = [re.search(r"<h3><a [^>]*>([^<]+)</a></h3>", g)[1] for g in groups]  # type: ignore[index]
+    assert len(titles) == len(set(titles)) >= 2
+    assert sum(g.count('class="passage-item"') for g in groups) == 5
+    chips = dict(
+        (htmllib.unescape(t).rsplit(" (", 1)[0], htmllib.unescape(h))
+        for h, t in re.findall(r'<a class="chip" href="([^"]+)"[^>]*>([^<]+)</a>', dom)
+    )
+    assert "Bến Tre" in chips and "2024" in chips
+    # Following the year chip narrows to that year and tells of the undated articles left out.
+    dom = chromium("--dump-dom", server + chips["2024"], tmp=tmp_path / "c")
+    assert "since=2024-01-01&amp;until=2024-12-31" in chips["2024"].replace("&", "&amp;")
+    assert "bài không có ngày đăng đã bị bộ lọc ngày loại ra" in dom
+    assert re.search(r'<a class="chip on" href="[^"]*"[^>]*>2024-01-01 – 2024-12-31 ×</a>', dom)
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed")
+@pytest.mark.parametrize(("path", "rendered"), [("/docs", 'class="opblock'), ("/redoc", "api-content")])
+def test_api_docs_render_offline_in_headless_chromium(server: str, tmp_path: Path, path: str, rendered: str):
+    """Every other host is unresolvable for the browser: the docs must render from this server alone."""
+    log = tmp_path / "net.json"
+    dom = chromium(
+        "--dump-dom", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        f"--log-net-log={log}", server + path, tmp=tmp_path / "p",
+    )  # fmt: skip
+    assert rendered in dom and "/search" in dom
+    hosts = set(re.findall(r'"url":"(?:https?|wss?)://([^/:"]+)', log.read_text(encoding="utf-8")))
+    # Chromium itself tries its update and account services (unresolvable here); the page must
+    # ask no other host (a CDN for Swagger UI or ReDoc, Google Fonts).
+    browser_own = {h for h in hosts if h.endswith((".google.com", ".googleapis.com", ".gvt1.com"))}
+    assert hosts - browser_own <= {"127.0.0.1"}, hosts

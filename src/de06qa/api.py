@@ -9,12 +9,15 @@ import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote_to_bytes
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -32,6 +35,8 @@ from de06qa.errors import (
     ModelUnavailable,
     UnknownDocument,
 )
+from de06qa.filters import parse_filters
+from de06qa.formats import MEDIA_TYPES
 from de06qa.search import EMPTY_QUESTION
 from de06qa.service import Service
 
@@ -42,6 +47,19 @@ Q_MAX = Settings().max_query_chars
 # which JSON Schema's \s does not cover).
 Q_PATTERN = r"[^\s\u001c-\u001f\u0085]"
 Mode = Literal["hybrid", "bm25", "dense"]
+Sort = Literal["relevance", "date"]
+MAX_PROVINCES = 34 + 63  # every province name, old and new
+PROVINCE_HELP = (
+    "Only articles about this province (repeatable); a 2025 merged name (Tuyên Quang) covers "
+    "its former provinces (Hà Giang)"
+)
+SINCE_HELP = (
+    "Only articles published on or after this date (YYYY-MM-DD, YYYY-MM or YYYY); undated ones are left out"
+)
+UNTIL_HELP = (
+    "Only articles published on or before this date (YYYY-MM-DD, YYYY-MM or YYYY); undated ones are left out"
+)
+SORT_HELP = "relevance (default), or date: the k most relevant passages, newest first"
 
 _STATUS: dict[type[De06qaError], int] = {
     BadQuery: 422,
@@ -64,6 +82,15 @@ class SearchRequest(BaseModel):
     )
     k: int = Field(5, ge=1, le=K_MAX, description="Passages to return")
     mode: Mode = Field("hybrid", description="Retrieval mode; hybrid is the default and the best")
+    province: list[str] = Field(
+        default_factory=list,
+        description=PROVINCE_HELP,
+        examples=[["Tuyên Quang"]],
+        max_length=MAX_PROVINCES,
+    )
+    since: str | None = Field(None, description=SINCE_HELP, examples=["2024-01-01"], max_length=10)
+    until: str | None = Field(None, description=UNTIL_HELP, examples=["2024-12-31"], max_length=10)
+    sort: Sort = Field("relevance", description=SORT_HELP)
 
 
 class AnswerOut(BaseModel):
@@ -74,6 +101,9 @@ class AnswerOut(BaseModel):
     end: int
     sentence_start: int
     sentence_end: int
+    page: int | None = Field(
+        None, description="1-based page of the answer in a paged source (PDF), else null"
+    )
 
 
 class ScoresOut(BaseModel):
@@ -91,8 +121,27 @@ class ResultOut(BaseModel):
     text: str
     start: int = Field(description="Offset of the passage in the text GET /documents/{doc_id} returns")
     end: int
+    page: int | None = Field(
+        description="1-based page of the passage in a paged source (PDF), else null; "
+        "GET /documents/{doc_id}/source#page=N opens it there"
+    )
     score: float
     scores: ScoresOut
+
+
+class FiltersOut(BaseModel):
+    province: list[str] = Field(description="Province filters applied (canonical names)")
+    since: str | None
+    until: str | None
+    sort: Sort
+    undated_excluded: int = Field(description="Articles without a known date that a date filter left out")
+
+
+class FacetsOut(BaseModel):
+    province: dict[str, int] = Field(
+        description="Passages the question retrieved (within the filters) per province, largest first"
+    )
+    year: dict[str, int] = Field(description="The same per publication year, newest first, then 'undated'")
 
 
 class SearchOut(BaseModel):
@@ -101,6 +150,8 @@ class SearchOut(BaseModel):
     confidence: float
     answer: AnswerOut | None
     results: list[ResultOut]
+    filters: FiltersOut
+    facets: FacetsOut
     timings_ms: dict[str, float]
 
 
@@ -112,6 +163,10 @@ class DocumentSummary(BaseModel):
     provinces: list[str]
     provinces_2025: list[str]
     chars: int
+    pages: int | None = Field(description="Number of pages of a paged source (PDF), else null")
+    media_type: str = Field(
+        description="Media type of the original file GET /documents/{doc_id}/source returns"
+    )
 
 
 class DocumentOut(DocumentSummary):
@@ -186,11 +241,25 @@ def _one_line(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _json_body(request: Request) -> None:
+    """A POST body must be JSON: a form or plain text gets 415 saying what to send (a request
+    without a Content-Type is read as JSON, as curl users expect)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        raise StarletteHTTPException(
+            415, f'Content-Type {ctype} is not JSON; send Content-Type: application/json with {{"q": "…"}}'
+        )
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def media_type(a: Article) -> str:
+    return MEDIA_TYPES.get(Path(a.file or a.source).suffix.lower(), "application/octet-stream")
 
 
 def _summary(a: Article) -> dict[str, Any]:
@@ -202,7 +271,47 @@ def _summary(a: Article) -> dict[str, Any]:
         "provinces": list(a.provinces),
         "provinces_2025": list(a.provinces_2025),
         "chars": len(a.text),
+        "pages": len(a.pages) or None,
+        "media_type": media_type(a),
     }
+
+
+# Swagger UI and ReDoc assets shipped in the fastapi-offline package (FastAPI's self-hosting recipe):
+# /docs and /redoc work without internet. The policy keeps the pages on this server: ReDoc's
+# sidebar shows a logo from its vendor's CDN, which the browser then does not fetch.
+DOCS_ASSETS = resources.files("fastapi_offline") / "static"
+SAME_ORIGIN_ONLY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; font-src 'self' data:"
+)
+
+
+def _api_docs(app: FastAPI) -> None:
+    app.mount("/docs-assets", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        page = get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="de06qa API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+        page.headers["Content-Security-Policy"] = SAME_ORIGIN_ONLY
+        return page
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        page = get_redoc_html(
+            openapi_url="/openapi.json",
+            title="de06qa API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = SAME_ORIGIN_ONLY
+        return page
 
 
 def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
@@ -221,6 +330,8 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
 
     app = FastAPI(
         title="de06qa",
+        docs_url=None,  # served below from packaged assets, not a CDN
+        redoc_url=None,
         summary="Question answering over Vietnamese news about Đề án 06",
         version="0.1.0",
         lifespan=lifespan,
@@ -273,21 +384,56 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         ],
         k: Annotated[int, Query(ge=1, le=K_MAX, description="Passages to return")] = 5,
         mode: Annotated[Mode, Query(description="Retrieval mode")] = "hybrid",
+        province: Annotated[list[str], Query(description=PROVINCE_HELP, max_length=MAX_PROVINCES)] = [],  # noqa: B006 (FastAPI copies the default)
+        since: Annotated[str | None, Query(description=SINCE_HELP, max_length=10)] = None,
+        until: Annotated[str | None, Query(description=UNTIL_HELP, max_length=10)] = None,
+        sort: Annotated[Sort, Query(description=SORT_HELP)] = "relevance",
     ) -> dict[str, Any]:
-        """Answer a question: the answer span, its sentence, and ranked passages with citations."""
-        return service.searcher().search(q, k, mode).to_dict()
+        """Answer a question: the answer span, its sentence, and ranked passages with citations,
+        optionally within provinces and a date range; with facets per province and year."""
+        filters = parse_filters(province, since, until)
+        return service.searcher().search(q, k, mode, filters, sort).to_dict()
 
-    @app.post("/search", response_model=SearchOut, responses=_ERRORS, tags=["search"])
+    @app.post(
+        "/search",
+        response_model=SearchOut,
+        responses={415: {"model": ErrorOut, "description": "A body that is not JSON"}, **_ERRORS},
+        tags=["search"],
+        dependencies=[Depends(_json_body)],
+    )
     def search_post(body: SearchRequest) -> dict[str, Any]:
-        """The same search with a JSON body: `{"q": "…", "k": 5}`."""
-        return service.searcher().search(body.q, body.k, body.mode).to_dict()
+        """The same search with a JSON body: `{"q": "…", "k": 5, "province": ["Hà Giang"]}`."""
+        filters = parse_filters(body.province, body.since, body.until)
+        return service.searcher().search(body.q, body.k, body.mode, filters, body.sort).to_dict()
 
     @app.get("/documents", response_model=DocumentsOut, responses=_ERRORS, tags=["documents"])
     def documents() -> dict[str, Any]:
         """Every indexed article with its metadata."""
         return {"documents": [_summary(a) for a in service.searcher().data.articles.values()]}
 
-    @app.get("/documents/{doc_id}", response_model=DocumentOut, responses=_ERRORS, tags=["documents"])
+    # `:path` because an article from a sub-folder has a "/" in its doc_id ("2024/ha-giang"); the
+    # /source route comes first, else "/documents/x/source" would read as the doc_id "x/source".
+    @app.get(
+        "/documents/{doc_id:path}/source",
+        response_class=FileResponse,
+        responses={200: {"description": "The original file, with its media type"}, **_ERRORS},
+        tags=["documents"],
+    )
+    def document_source(doc_id: str) -> FileResponse:
+        """The original file the article was read from (PDF, Word, web page or text); a PDF link may
+        add `#page=N` to open it at a passage's page."""
+        a = service.searcher().document(doc_id)
+        if not a.file or not Path(a.file).is_file():
+            raise UnknownDocument(
+                f"the original file of {doc_id!r} ({a.file or a.source}) is no longer there; "
+                "re-index its folder with de06qa index"
+            )
+        # inline: a browser shows a PDF or a page instead of downloading it
+        return FileResponse(
+            a.file, media_type=media_type(a), filename=Path(a.file).name, content_disposition_type="inline"
+        )
+
+    @app.get("/documents/{doc_id:path}", response_model=DocumentOut, responses=_ERRORS, tags=["documents"])
     def document(doc_id: str) -> dict[str, Any]:
         """One article: the text that every `start`/`end` offset of a search refers to."""
         a = service.searcher().document(doc_id)
@@ -315,6 +461,8 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
             "built_at": s.data.manifest.get("built_at"),
             "documents": len(s.data.articles),
         }
+
+    _api_docs(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index_page() -> HTMLResponse:

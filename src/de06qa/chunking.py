@@ -1,4 +1,4 @@
-"""Sentence-aware chunking: windows of whole sentences that never cross an article."""
+"""Sentence-aware chunking: windows of whole sentences that never cross an article or a page."""
 
 from __future__ import annotations
 
@@ -46,14 +46,16 @@ def units(article: Article, limit: int) -> list[Span]:
 def chunk_article(article: Article, chunk_chars: int = 450, overlap: int = 1) -> list[Chunk]:
     """Pack consecutive units into windows of at most `chunk_chars` characters (a single longer unit
     forms its own chunk); consecutive windows share `overlap` units so an answer that straddles a
-    boundary is still whole in one of them."""
+    boundary is still whole in one of them. A chunk of a paged source stays on one page, so that
+    its citation names the page it is on."""
     parts = units(article, chunk_chars)
     seg = [words(u.text, base=u.start) for u in parts]
+    page = [article.page_at(u.start) for u in parts]
     chunks: list[Chunk] = []
     i = 0
     while i < len(parts):
         j = i + 1
-        while j < len(parts) and parts[j].end - parts[i].start <= chunk_chars:
+        while j < len(parts) and parts[j].end - parts[i].start <= chunk_chars and page[j] == page[i]:
             j += 1
         start, end = parts[i].start, parts[j - 1].end
         text = article.text[start:end]
@@ -72,9 +74,9 @@ def chunk_article(article: Article, chunk_chars: int = 450, overlap: int = 1) ->
         if j >= len(parts):
             break
         nxt = max(i + 1, j - overlap)
-        # Overlap only when the next window can still reach past this one; otherwise it would be a
-        # strict subset of the chunk just emitted.
-        i = nxt if parts[j].end - parts[nxt].start <= chunk_chars else j
+        # Overlap only when the next window can still reach past this one (otherwise it would be a
+        # strict subset of the chunk just emitted) and never across a page.
+        i = nxt if parts[j].end - parts[nxt].start <= chunk_chars and page[j] == page[i] else j
     return chunks
 
 

@@ -22,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="Question answering over Vietnamese news about Đề án 06.",
 )
 # Wrap at the terminal's width, 80 columns when output is not a terminal.
@@ -101,7 +102,12 @@ def _build(settings: Settings, source: Path, rebuild: bool = False) -> int:
 
 @app.command()
 def index(
-    path: Annotated[Path | None, typer.Argument(help="Folder of .txt articles [default: seeds/]")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Folder of articles: .txt .md .html .htm .pdf .docx, read recursively [default: seeds/]"
+        ),
+    ] = None,
     index_dir: IndexDirOpt = None,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Re-embed every article instead of only new or changed ones")
@@ -110,7 +116,8 @@ def index(
     """Build or update the index from a folder of articles.
 
     Only new or changed articles are embedded; deleted ones are removed. Exit status: 0 when every
-    file was indexed, 3 when some were skipped (each is listed with its reason), 2 on an error.
+    file was indexed, 3 when some were skipped (each is listed with its reason), 2 on an error or
+    when nothing could be indexed (the previous index is left as it was).
 
     Example: de06qa index seeds --index-dir index
     """
@@ -166,10 +173,11 @@ def _print_result(d: dict, width: int = 80) -> None:  # type: ignore[type-arg]
         out.print()
         head = Text.assemble((f"[{r['rank']}] ", "bold cyan"), (r["title"], "bold"))
         _say(head)
-        cite = f"    {r['source']} · chars {r['start']}–{r['end']}"
+        page = f" · tr. {r['page']}" if r.get("page") else ""
+        cite = f"{r['source']}{page} · chars {r['start']}–{r['end']}"
         if r["date"]:
-            cite = f"    {r['date']} · " + cite.strip()
-        _say(Text(cite, style="dim"))
+            cite = f"{r['date']} · {cite}"
+        _say(Text(cite, style="dim"), indent=4)
         body = Text(r["text"].replace("\n", " "))
         if a and a["doc_id"] == r["doc_id"] and r["start"] <= a["start"] and a["end"] <= r["end"]:
             o = a["start"] - r["start"]

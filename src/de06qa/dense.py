@@ -10,6 +10,8 @@ import numpy as np
 from de06qa.errors import IndexDamaged
 
 INDEX_FILE = "vectors.faiss"
+# A filter that leaves at most this many chunks is searched by exact scoring of those rows.
+EXACT_FILTERED = 20_000
 
 
 class DenseIndex:
@@ -50,11 +52,31 @@ class DenseIndex:
             [(int(i), float(s)) for i, s in zip(row_i, row_s) if i >= 0] for row_i, row_s in zip(ids, scores)
         ]
 
-    def search_arrays(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and scores of the top-k for one query, best first, as arrays (-1 padding dropped)."""
-        if self.size == 0 or k <= 0:
+    def search_arrays(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores of the top-k for one query, best first, as arrays (-1 padding dropped).
+        With `allowed` (sorted rows), only those rows are searched."""
+        if self.size == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        scores, ids = self._index.search(np.ascontiguousarray(query, dtype=np.float32), min(k, self.size))
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        if allowed is None:
+            scores, ids = self._index.search(q, min(k, self.size))
+        elif len(allowed) <= EXACT_FILTERED:
+            # A narrow filter: scoring its rows exactly is cheaper than a filtered index walk and
+            # never misses (a filtered HNSW search can, when few of a node's neighbours pass).
+            sims = self.score(q[0], allowed)
+            top = np.argsort(-sims, kind="stable")[:k]
+            return allowed[top].astype(np.int64), sims[top]
+        else:
+            sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            # (faiss's bundled type stubs lack the search-parameter classes)
+            params = (
+                faiss.SearchParametersHNSW(sel=sel, efSearch=self._index.hnsw.efSearch)  # type: ignore[attr-defined]
+                if isinstance(self._index, faiss.IndexHNSW)
+                else faiss.SearchParameters(sel=sel)  # type: ignore[call-arg]
+            )
+            scores, ids = self._index.search(q, min(k, len(allowed)), params=params)
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 
@@ -24,7 +25,14 @@ class Article:
     provinces: tuple[str, ...] = ()  # provinces the article is about (pre-2025 names)
     provinces_2025: tuple[str, ...] = ()  # the same, as named after the 2025 mergers
     content_hash: str = ""
+    # Paged sources (PDF): the offset in `text` where each page starts (page 1 at 0); else empty.
+    pages: tuple[int, ...] = ()
+    file: str = ""  # absolute path of the original file (served by GET /documents/{doc_id}/source)
     dropped_lines: tuple[str, ...] = field(default=(), compare=False)
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding `offset`, None for a source without pages."""
+        return bisect_right(self.pages, offset) if self.pages else None
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,7 @@ class BadQuery(De06qaError):
 
 class UnknownDocument(De06qaError):
     """No article with that doc_id in the index."""
+
+
+class NothingToIndex(De06qaError):
+    """The source folder holds no readable article (empty, or every file was skipped)."""

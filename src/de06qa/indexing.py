@@ -19,7 +19,8 @@ from de06qa.config import Settings
 from de06qa.dense import DenseIndex
 from de06qa.documents import Article, Chunk, Skipped, Span
 from de06qa.embedding import Embedder
-from de06qa.errors import De06qaError, IndexMissing
+from de06qa.errors import De06qaError, IndexMissing, NothingToIndex
+from de06qa.formats import supported
 from de06qa.ingest import read_folder
 from de06qa.lexical import LexicalIndex
 from de06qa.ranking import load_models
@@ -112,6 +113,8 @@ def build_index(
     t0 = time.perf_counter()
     with store.build_lock(settings.index_dir):
         articles, skipped = read_folder(source, settings.max_article_bytes)
+        if not articles:
+            raise _nothing(source, skipped, settings.index_dir)
         if report:
             report("read", len(articles), len(articles) + len(skipped))
         previous = None if rebuild else _previous(settings, embedder)
@@ -209,6 +212,15 @@ def build_index(
         reused=len(kept),
         removed=len(removed),
     )
+
+
+def _nothing(source: Path, skipped: list[Skipped], index_dir: Path) -> NothingToIndex:
+    kept = "the index is unchanged" if (index_dir / store.MANIFEST).exists() else "no index was written"
+    if not skipped:
+        return NothingToIndex(f"nothing to index: {source} has no article files ({supported()}); {kept}")
+    listed = "; ".join(f"{Path(s.path).name} ({s.reason})" for s in skipped[:5])
+    more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    return NothingToIndex(f"nothing to index in {source}: every file was skipped: {listed}{more}; {kept}")
 
 
 def _same_build(

@@ -1,8 +1,9 @@
-"""Read a folder of articles: decode, strip web boilerplate, extract title, date and provinces."""
+"""Read a folder of articles: extract text by format, strip boilerplate, find title, date, provinces."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -10,43 +11,10 @@ from pathlib import Path
 
 from de06qa.documents import Article, Skipped
 from de06qa.errors import SourceNotFound
+from de06qa.formats import READERS, UNSUPPORTED, DecodeError, Extracted, extract, supported
 from de06qa.gazetteer import NEW_NAME, find_provinces
-from de06qa.text import nfc
 
-SUFFIXES = (".txt",)
-
-
-class DecodeError(ValueError):
-    """The bytes are not text in any encoding we accept; the message is the skip reason."""
-
-
-def decode(data: bytes) -> str:
-    """Bytes to NFC text: UTF-8 (with or without BOM), UTF-16 with BOM, or legacy CP1258.
-
-    CP1258 writes most Vietnamese tones as separate combining marks, so NFC is what makes its text
-    comparable with the rest.
-    """
-    if not data.strip():
-        raise DecodeError("empty file")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return nfc(data.decode("utf-16"))
-        except UnicodeDecodeError as e:
-            raise DecodeError(f"invalid UTF-16 ({e.reason})") from e
-    if b"\x00" in data[:4096]:
-        raise DecodeError("binary file (NUL bytes), not text")
-    try:
-        return nfc(data.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        pass
-    try:
-        text = data.decode("cp1258")
-    except UnicodeDecodeError as e:
-        raise DecodeError("not UTF-8, UTF-16 or CP1258 text") from e
-    controls = sum(1 for c in text if ord(c) < 32 and c not in "\r\n\t")
-    if controls > len(text) // 100:
-        raise DecodeError("binary file (control bytes), not text")
-    return nfc(text)
+PAGE_BREAK = "\f"  # between the pages of a paged source while it is cleaned
 
 
 # --- boilerplate -------------------------------------------------------------------------------
@@ -81,18 +49,28 @@ class Cleaned:
     lines: tuple[str, ...]
     dropped: tuple[str, ...]
     date: str | None
+    page_lines: tuple[int, ...] = ()  # index in `lines` where each page after the first starts
 
 
 def clean(raw: str) -> Cleaned:
-    """Keep the article's lines; return what was dropped so tests can list it."""
+    """Keep the article's lines; return what was dropped so tests can list it. A PAGE_BREAK line
+    separates the pages of a paged source; where each page starts is kept."""
     kept: list[str] = []
     dropped: list[str] = []
+    breaks: list[int] = []
     timed: str | None = None
     untimed: str | None = None
     lines = [
-        ln.replace("\u00a0", " ").strip() for ln in raw.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        ln if ln == PAGE_BREAK else ln.replace("\u00a0", " ").strip()
+        for ln in raw.replace("\r\n", "\n")
+        .replace("\r", "\n")
+        .replace(PAGE_BREAK, f"\n{PAGE_BREAK}\n")
+        .split("\n")
     ]
     for i, line in enumerate(lines):
+        if line == PAGE_BREAK:
+            breaks.append(len(kept))
+            continue
         if not line:
             continue
         if _TAIL.match(line):
@@ -113,7 +91,7 @@ def clean(raw: str) -> Cleaned:
         kept.append(line)
     while len(kept) > 1 and _BYLINE.match(kept[-1]):
         dropped.append(kept.pop())
-    return Cleaned(tuple(kept), tuple(dropped), timed or untimed)
+    return Cleaned(tuple(kept), tuple(dropped), timed or untimed, tuple(min(b, len(kept)) for b in breaks))
 
 
 # --- metadata ----------------------------------------------------------------------------------
@@ -147,31 +125,49 @@ def make_title(first_line: str, provinces: tuple[str, ...]) -> str:
     return title
 
 
-def build_article(doc_id: str, source: str, raw: str) -> Article:
-    cleaned = clean(raw)
+def build_article(doc_id: str, source: str, raw: str | Extracted, file: str = "") -> Article:
+    """An Article from a file's text (a plain string is read as one unpaged text)."""
+    ex = raw if isinstance(raw, Extracted) else Extracted((raw,))
+    cleaned = clean(PAGE_BREAK.join(ex.pages))
     if not cleaned.lines:
         raise DecodeError("no article text (only boilerplate)")
     text = "\n".join(cleaned.lines)
+    pages: tuple[int, ...] = ()
+    if ex.paged:
+        line_starts = [0]
+        for line in cleaned.lines:
+            line_starts.append(line_starts[-1] + len(line) + 1)
+        pages = (0, *(line_starts[i] for i in cleaned.page_lines))
     provinces = article_provinces(text)
+    # The page layout is part of what a paged article's citations say: a re-paginated PDF with the
+    # same text is a changed article.
+    fingerprint = text + ("\f" + ",".join(map(str, pages)) if pages else "")
     return Article(
         doc_id=doc_id,
         source=source,
-        title=make_title(cleaned.lines[0], provinces),
+        title=make_title(ex.title or cleaned.lines[0], provinces),
         text=text,
-        date=cleaned.date,
+        date=ex.date or cleaned.date,
         provinces=provinces,
         provinces_2025=tuple(dict.fromkeys(NEW_NAME[p] for p in provinces)),
-        content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        content_hash=hashlib.sha256(fingerprint.encode("utf-8")).hexdigest(),
+        pages=pages,
+        file=file,
         dropped_lines=cleaned.dropped,
     )
 
 
-def read_article(path: Path, source: str | None = None, max_bytes: int | None = None) -> Article:
+def read_article(
+    path: Path, source: str | None = None, max_bytes: int | None = None, doc_id: str | None = None
+) -> Article:
     """One file to an Article; raises DecodeError (with the skip reason) for unusable files.
 
     A file over `max_bytes` is refused from its size alone, before any of it is read: segmenting
     and embedding 20 MB of text would take the better part of an hour on a CPU and its memory
     would grow with it; such a file is a dump of many articles, not one."""
+    suffix = path.suffix.lower()
+    if suffix not in READERS:
+        raise DecodeError(UNSUPPORTED.get(suffix, f"not a format de06qa reads ({supported()})"))
     try:
         size = path.stat().st_size
         if max_bytes is not None and size > max_bytes:
@@ -182,24 +178,44 @@ def read_article(path: Path, source: str | None = None, max_bytes: int | None = 
         data = path.read_bytes()
     except OSError as e:
         raise DecodeError(f"cannot read ({e.strerror})") from e
-    return build_article(path.stem, source or str(path), decode(data))
+    return build_article(doc_id or path.stem, source or str(path), extract(suffix, data), str(path.resolve()))
+
+
+def _files(folder: Path) -> list[Path]:
+    """Every file under `folder`, recursively, sorted; hidden files and folders are left out."""
+    found: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(root) / n for n in sorted(names) if not n.startswith("."))
+    return sorted(found, key=lambda p: p.relative_to(folder).parts)
+
+
+def doc_ids(folder: Path, paths: list[Path]) -> dict[Path, str]:
+    """Stable ids: the path below `folder` without its suffix ("2024/ha-giang"); files that would
+    share an id (report.pdf and report.docx) keep their suffix."""
+    stem = {p: p.relative_to(folder).with_suffix("").as_posix() for p in paths}
+    shared = {s for s, n in Counter(stem.values()).items() if n > 1}
+    return {p: p.relative_to(folder).as_posix() if s in shared else s for p, s in stem.items()}
 
 
 def read_folder(folder: Path, max_bytes: int | None = None) -> tuple[list[Article], list[Skipped]]:
-    """Every *.txt article in `folder` (sorted by name); unusable files are returned with a reason."""
+    """Every article under `folder` (sorted by path); unusable files are returned with a reason."""
     if not folder.exists():
-        raise SourceNotFound(f"{folder} does not exist; pass a folder of .txt articles (default: seeds/)")
+        raise SourceNotFound(
+            f"{folder} does not exist; pass a folder of articles ({supported()}; default: seeds/)"
+        )
     if not folder.is_dir():
-        raise SourceNotFound(f"{folder} is not a folder; pass a folder of .txt articles")
+        raise SourceNotFound(f"{folder} is not a folder; pass a folder of articles ({supported()})")
     try:
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES)
+        paths = _files(folder)
     except OSError as e:
         raise SourceNotFound(f"cannot list {folder} ({e.strerror}); check its permissions") from e
+    ids = doc_ids(folder, paths)
     articles: list[Article] = []
     skipped: list[Skipped] = []
     for path in paths:
         try:
-            articles.append(read_article(path, max_bytes=max_bytes))
+            articles.append(read_article(path, max_bytes=max_bytes, doc_id=ids[path]))
         except DecodeError as e:
             skipped.append(Skipped(str(path), str(e)))
     return articles, skipped

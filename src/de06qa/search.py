@@ -6,6 +6,7 @@ The CLI, the HTTP service and the evaluation only format what `Searcher.search` 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,6 +20,7 @@ from de06qa.config import Settings
 from de06qa.documents import Article, Chunk, Span
 from de06qa.embedding import Embedder
 from de06qa.errors import BadQuery, UnknownDocument
+from de06qa.filters import SORTS, Filters
 from de06qa.indexing import model_info
 from de06qa.query import Query, analyse
 from de06qa.ranking import (
@@ -61,6 +63,7 @@ class AnswerSpan:
     end: int
     sentence_start: int
     sentence_end: int
+    page: int | None = None  # 1-based page of a paged source (PDF), else None
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ class SearchResult:
     answer: AnswerSpan | None
     passages: tuple[Passage, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    filters: Filters = field(default_factory=Filters)
+    sort: str = "relevance"
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)
+    undated_excluded: int = 0  # articles without a date that a date filter left out
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of one search (see DESIGN.md)."""
@@ -89,6 +96,7 @@ class SearchResult:
                 "end": a.end,
                 "sentence_start": a.sentence_start,
                 "sentence_end": a.sentence_end,
+                "page": a.page,
             },
             "results": [
                 {
@@ -101,11 +109,18 @@ class SearchResult:
                     "text": p.chunk.text,
                     "start": p.chunk.start,
                     "end": p.chunk.end,
+                    "page": p.article.page_at(p.chunk.start),
                     "score": round(p.score, 4),
                     "scores": {"lexical": round(p.lexical, 4), "dense": round(p.dense, 4)},
                 }
                 for p in self.passages
             ],
+            "filters": {
+                **self.filters.to_dict(),
+                "sort": self.sort,
+                "undated_excluded": self.undated_excluded,
+            },
+            "facets": self.facets,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
 
@@ -137,8 +152,9 @@ class Searcher:
         self.embedder = embedder
         self.settings = settings
         self.models = models or load_models()
-        self.backend: Backend = EmbeddedBackend(data.lexical, data.dense)
         self.view = _corpus_view(data)
+        self._doc_list = list(data.articles.values())  # in the view's article numbering
+        self.backend: Backend = EmbeddedBackend(data.lexical, data.dense, self._doc_list, self.view.chunk_doc)
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder, models: Models | None = None) -> Searcher:
@@ -161,8 +177,15 @@ class Searcher:
             )
         return q
 
-    def search(self, query: str, k: int | None = None, mode: str = "hybrid") -> SearchResult:
-        return self.search_many([query], k, mode)[0]
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: str = "hybrid",
+        filters: Filters | None = None,
+        sort: str = "relevance",
+    ) -> SearchResult:
+        return self.search_many([query], k, mode, filters, sort)[0]
 
     def analyse_many(self, queries: list[str]) -> list[Query]:
         """Validate and analyse questions; their embeddings are computed in one call."""
@@ -171,37 +194,46 @@ class Searcher:
         return [analyse(q, None if vecs is None else vecs[i]) for i, q in enumerate(qs)]
 
     def search_many(
-        self, queries: list[str], k: int | None = None, mode: str = "hybrid"
+        self,
+        queries: list[str],
+        k: int | None = None,
+        mode: str = "hybrid",
+        filters: Filters | None = None,
+        sort: str = "relevance",
     ) -> list[SearchResult]:
         """Batch-first: the question embeddings are computed in one call."""
         if mode not in MODES:
             raise BadQuery(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        if sort not in SORTS:
+            raise BadQuery(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
+        filters = filters or Filters()
         k = k or self.settings.k
         t0 = time.perf_counter()
         analysed = self.analyse_many(queries)
         t_embed = (time.perf_counter() - t0) * 1000 / max(len(queries), 1)
         out = []
         for q in analysed:
-            res = self._search_one(q, k, mode)
+            res = self._search_one(q, k, mode, filters, sort)
             res.timings_ms["embed"] = t_embed
             res.timings_ms["total"] += t_embed
             out.append(res)
         return out
 
-    def rank(self, q: Query) -> Ranked:
+    def rank(self, q: Query, filters: Filters | None = None) -> Ranked:
         """Candidates from the backend, their features and the learned ranker's scores."""
-        cands = self.backend.candidates(q, CANDIDATES)
+        cands = self.backend.candidates(q, CANDIDATES, filters)
         idf = self.backend.idf(q.terms)
         x = rank_features(q, cands, self.view, idf)
         return Ranked(q, cands, x, self.models.ranker.logits(x), idf)
 
     # -- internals --------------------------------------------------------------------------------
-    def _search_one(self, q: Query, k: int, mode: str) -> SearchResult:
+    def _search_one(self, q: Query, k: int, mode: str, filters: Filters, sort: str) -> SearchResult:
         timings: dict[str, float] = {}
         t = time.perf_counter()
+        undated = sum(a.date is None for a in self._doc_list) if filters.dated else 0
         if not self.data.chunks:
-            return SearchResult(q.text, False, 0.0, None, (), {"total": 0.0})
-        r = self.rank(q)
+            return SearchResult(q.text, False, 0.0, None, (), {"total": 0.0}, filters, sort, {}, undated)
+        r = self.rank(q, filters)
         c = r.candidates
         lexical = c.lexical
         timings["retrieve"] = (time.perf_counter() - t) * 1000
@@ -217,9 +249,28 @@ class Searcher:
         t = time.perf_counter()
         answer, confidence = self._answer(r, passages)
         timings["answer"] = (time.perf_counter() - t) * 1000
+        if sort == "date":
+            passages = _newest_first(passages)
         timings["total"] = sum(timings.values())
         answerable = answer is not None and confidence >= self.models.threshold
-        return SearchResult(q.text, answerable, confidence, answer if answerable else None, passages, timings)
+        return SearchResult(
+            q.text, answerable, confidence, answer if answerable else None, passages, timings,
+            filters, sort, self._facets(c.rows), undated,
+        )  # fmt: skip
+
+    def _facets(self, rows: np.ndarray) -> dict[str, dict[str, int]]:
+        """Passages the question retrieved (its candidates, within the filters), counted per
+        province the article is about and per publication year, largest first."""
+        province: Counter[str] = Counter()
+        year: Counter[str] = Counter()
+        for d in self.view.chunk_doc[rows].tolist():
+            a = self._doc_list[d]
+            province.update(a.provinces)
+            year[a.date[:4] if a.date else "undated"] += 1
+        years = sorted((y for y in year if y != "undated"), reverse=True) + (
+            ["undated"] if "undated" in year else []
+        )
+        return {"province": dict(province.most_common()), "year": {y: year[y] for y in years}}
 
     def _passages(self, r: Ranked, scores: np.ndarray, lexical: np.ndarray, k: int) -> tuple[Passage, ...]:
         """The top k by `scores`, as passages a person wants to read, no two sharing text: a chunk
@@ -301,7 +352,16 @@ class Searcher:
         sent, top = cands[best]
         span = locate(sent.text, q.text, q.kind)
         a, b = (sent.start + span[0], sent.start + span[1]) if span else (sent.start, sent.end)
-        answer = AnswerSpan(top.article.text[a:b], sent.text, top.chunk.doc_id, a, b, sent.start, sent.end)
+        answer = AnswerSpan(
+            top.article.text[a:b],
+            sent.text,
+            top.chunk.doc_id,
+            a,
+            b,
+            sent.start,
+            sent.end,
+            top.article.page_at(a),
+        )
         conf = self.models.confidence.proba(
             self.confidence_features(r, passages, x[best], float(probs[best]))
         )
@@ -389,6 +449,14 @@ def _merged(parts: list[Chunk], articles: dict[str, Article]) -> Chunk:
         folded=tuple(f for c in parts for f in c.folded),
         sentences=tuple(sentences[k] for k in sorted(sentences)),
     )
+
+
+def _newest_first(passages: tuple[Passage, ...]) -> tuple[Passage, ...]:
+    """The same passages ordered by their article's date, newest first (undated last; equal dates
+    keep their relevance order), ranks renumbered in that order."""
+    order = sorted(passages, key=lambda p: p.article.date or "", reverse=True)
+    order.sort(key=lambda p: p.article.date is None)  # stable: keeps the date order within
+    return tuple(replace(p, rank=n) for n, p in enumerate(order, start=1))
 
 
 def _corpus_view(data: store.IndexData) -> CorpusView:

@@ -60,7 +60,7 @@ class IndexData:
 def _article_record(a: Article) -> dict[str, Any]:
     d = asdict(a)
     d.pop("dropped_lines")
-    d["provinces"], d["provinces_2025"] = list(a.provinces), list(a.provinces_2025)
+    d["provinces"], d["provinces_2025"], d["pages"] = list(a.provinces), list(a.provinces_2025), list(a.pages)
     return d
 
 
@@ -234,7 +234,8 @@ def load(folder: Path) -> IndexData:
         try:
             articles = {}
             for r in _read_jsonl(base / "articles.jsonl"):
-                r["provinces"], r["provinces_2025"] = tuple(r["provinces"]), tuple(r["provinces_2025"])
+                for key in ("provinces", "provinces_2025", "pages"):
+                    r[key] = tuple(r.get(key, ()))
                 articles[r["doc_id"]] = Article(**r)
             chunks = []
             for r in _read_jsonl(base / "chunks.jsonl"):

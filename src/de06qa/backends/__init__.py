@@ -9,6 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
+from de06qa.filters import Filters
 from de06qa.query import Query
 
 
@@ -32,8 +33,9 @@ class Candidates:
 
 
 class Backend(Protocol):
-    def candidates(self, query: Query, depth: int) -> Candidates:
-        """The union of the top-`depth` chunks by BM25 and the top-`depth` by cosine."""
+    def candidates(self, query: Query, depth: int, filters: Filters | None = None) -> Candidates:
+        """The union of the top-`depth` chunks by BM25 and the top-`depth` by cosine, among the
+        chunks of articles that pass `filters`."""
         ...
 
     def idf(self, terms: tuple[str, ...]) -> dict[str, float]:

@@ -1,0 +1,93 @@
+"""File formats: each turns a file's bytes into the raw text of an article (paged or not).
+
+One module per format, each the only place that imports its parsing library; ingest cleans what
+they return the same way whatever the format, so every offset points into the same kind of text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+class DecodeError(ValueError):
+    """The file cannot be read as an article; the message is the skip reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """A file's text before cleaning. `pages` holds one entry per page of a paged source (PDF) and
+    a single entry otherwise; `title` and `date` come from the file's own metadata when it has them."""
+
+    pages: tuple[str, ...]
+    paged: bool = False
+    title: str | None = None
+    date: str | None = None  # ISO yyyy-mm-dd
+
+
+def _plain(data: bytes) -> Extracted:
+    from de06qa.formats.plain import extract
+
+    return extract(data)
+
+
+def _markdown(data: bytes) -> Extracted:
+    from de06qa.formats.plain import extract_markdown
+
+    return extract_markdown(data)
+
+
+def _html(data: bytes) -> Extracted:
+    from de06qa.formats.html import extract
+
+    return extract(data)
+
+
+def _pdf(data: bytes) -> Extracted:
+    from de06qa.formats.pdf import extract
+
+    return extract(data)
+
+
+def _docx(data: bytes) -> Extracted:
+    from de06qa.formats.docx import extract
+
+    return extract(data)
+
+
+# The parsing libraries are imported on first use of their format: indexing .txt files (and
+# answering questions) never loads trafilatura, pypdf or python-docx.
+READERS: dict[str, Callable[[bytes], Extracted]] = {
+    ".txt": _plain,
+    ".md": _markdown,
+    ".html": _html,
+    ".htm": _html,
+    ".pdf": _pdf,
+    ".docx": _docx,
+}
+# Formats people often have that we do not read, with what to do instead.
+UNSUPPORTED: dict[str, str] = {
+    ".doc": "old Word .doc format; save it as .docx",
+    ".rtf": "RTF is not read; save it as .docx",
+    ".odt": "OpenDocument text is not read; save it as .docx",
+    ".pptx": "presentations are not read; export to PDF",
+    ".xlsx": "spreadsheets are not read",
+}
+
+MEDIA_TYPES = {
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".pdf": "application/pdf",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+
+
+def supported() -> str:
+    return ", ".join(READERS)
+
+
+def extract(suffix: str, data: bytes) -> Extracted:
+    """The text of a file of a supported format (`suffix` lower-case, with its dot)."""
+    return READERS[suffix](data)
