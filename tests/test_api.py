@@ -66,8 +66,8 @@ def client(fake_index: Settings):
             "send Content-Type: application/json",
         ),
         (("GET", "/search?q=x&province=Atlantis"), 422, "province='Atlantis' is not a Vietnamese province"),
-        (("GET", "/search?q=x&since=2024-02-30"), 422, "since='2024-02-30' is not a date"),
-        (("GET", "/search?q=x&since=2025&until=2024"), 422, "since=2025-01-01 is after until=2024-12-31"),
+        (("GET", "/search?q=x&since=2024-13-01"), 422, "since='2024-13-01' is not a date"),
+        (("POST", "/search", {"json": {"q": "x", "until": "3/2024"}}), 422, "until='3/2024' is not a date"),
         (("GET", "/search?q=x&sort=oldest"), 422, "sort:"),
         (
             ("POST", "/search", {"json": {"q": "x", "province": "Hà Giang"}}),
@@ -201,8 +201,14 @@ def test_date_filter_excludes_undated_articles_and_says_how_many(client):
     assert _docs(d) == dated_2024
     assert d["filters"]["undated_excluded"] == undated > 0
     assert set(d["facets"]["year"]) == {"2024"}
-    nothing = client.get("/search", params={"q": "dịch vụ công", "since": "2030-01-01"}).json()
-    assert nothing["results"] == [] and nothing["answer"] is None and nothing["answerable"] is False
+    for empty in ({"since": "2030-01-01"}, {"since": "2025", "until": "2024"}):  # nothing in the range
+        nothing = client.get("/search", params={"q": "dịch vụ công", **empty}).json()
+        assert nothing["results"] == [] and nothing["answer"] is None and nothing["answerable"] is False
+    # a day past the month's end means its last day
+    assert (
+        client.get("/search", params={"q": "x", "until": "2024-02-31"}).json()["filters"]["until"]
+        == "2024-02-29"
+    )
 
 
 def test_sort_by_date_gives_the_same_passages_newest_first(client):

@@ -124,6 +124,46 @@ def test_interactive_prompt_in_a_real_terminal(built):
     assert os.WEXITSTATUS(status) == 0
 
 
+def test_ctrl_d_typed_while_an_answer_prints_ends_the_prompt_after_it(built):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(EXE, [EXE, "ask"], {**built, "TERM": "dumb", "COLUMNS": "100"})
+    seen = b""
+
+    def read_until(token: bytes, timeout: float = 120) -> None:
+        nonlocal seen
+        end = time.time() + timeout
+        while token not in seen and time.time() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:
+                    break
+        assert token in seen, seen[-500:]
+
+    read_until("câu hỏi> ".encode())
+    os.write(fd, "Hà Giang có bao nhiêu dịch vụ công toàn trình?\r".encode())
+    time.sleep(0.02)  # the question is being answered: the terminal is back in canonical mode
+    os.write(fd, b"\x04")
+    read_until(b"Answer: 665")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:
+                pass
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError(f"the prompt kept waiting after Ctrl-D: {seen[-300:]!r}")
+    assert os.WEXITSTATUS(status) == 0
+    assert seen.count("câu hỏi> ".encode()) <= 2
+
+
 def _ask_json(env: dict[str, str], question: str) -> dict:
     r = subprocess.run([EXE, "ask", "--json", question], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

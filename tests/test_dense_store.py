@@ -63,3 +63,23 @@ def test_searcher_with_fake_embedder_finds_lexical_match(tmp_path: Path, seeds_c
     # The learned ranker puts a neighbouring chunk of the same article first with the fake
     # embedder; the chunk with the figure must still be among the first passages.
     assert any("665" in p.chunk.text for p in res.passages[:3])
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+@pytest.mark.parametrize("exact_below", [20_000, 10])
+def test_filtered_search_only_returns_allowed_rows(kind: str, exact_below: int, monkeypatch):
+    """Narrow filters are scored exactly; wide ones go through FAISS's ID selector."""
+    import de06qa.dense as dense_mod
+
+    monkeypatch.setattr(dense_mod, "EXACT_FILTERED", exact_below)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(500, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = DenseIndex.build(x, kind)
+    allowed = np.arange(0, 500, 7)
+    rows, scores = index.search_arrays(x[14][None, :], 5, allowed)
+    assert set(rows.tolist()) <= set(allowed.tolist()) and rows[0] == 14
+    best = allowed[np.argsort(-(x[allowed] @ x[14]))[:5]]
+    assert rows.tolist() == best.tolist()
+    assert np.allclose(scores, x[rows] @ x[14], atol=1e-5)
+    assert len(index.search_arrays(x[0][None, :], 5, np.zeros(0, np.int64))[0]) == 0

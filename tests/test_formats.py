@@ -214,7 +214,8 @@ def test_cli_shows_the_page_and_exits_2_on_an_empty_folder(indexed: Settings, tm
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert "ben-tre.pdf · tr. 2 · chars" in " ".join(r.stdout.split())
+    out = " ".join(r.stdout.split())
+    assert "2024/ben-tre.pdf [1] tr. 2 · chars" in out, out
     manifest = (indexed.index_dir / "manifest.json").read_bytes()
     (tmp_path / "empty").mkdir()
     r = subprocess.run(

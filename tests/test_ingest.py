@@ -7,7 +7,7 @@ import pytest
 from de06qa.errors import SourceNotFound
 from de06qa.formats import DecodeError
 from de06qa.formats.plain import decode
-from de06qa.ingest import read_folder
+from de06qa.ingest import lead_title, read_folder
 
 from .conftest import SEEDS
 
@@ -119,7 +119,11 @@ def test_titles_dates_provinces(seeds):
     assert seeds["000"].title.startswith("Thái Bình: Phấn đấu tỷ lệ")
     assert seeds["001"].title.startswith("Hải Dương: Một số kết quả chuyển đổi số")
     assert seeds["002"].title == "Hà Giang: Sớm đạt kết quả rõ nét"
-    assert seeds["003"].title.startswith("Nghị quyết số 01-NQ/TU") and len(seeds["003"].title) <= 125
+    # no headline: a title from the lead's subject (README: "Readable titles")
+    assert (
+        seeds["003"].title
+        == "Thái Nguyên: Nghị quyết số 01-NQ/TU về Chương trình chuyển đổi số của tỉnh giai đoạn 2020-2025"
+    )
     assert (
         seeds["004"].title == "Bến Tre: Thực hiện đồng bộ Đề án 06 gắn với 3 trụ cột chính của chuyển đổi số"
     )
@@ -141,3 +145,22 @@ def test_seeds_are_a_byte_copy_of_shared():
         pytest.skip("../shared/seeds not present in this checkout")
     for f in shared.iterdir():
         assert (SEEDS / f.name).read_bytes() == f.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("lead", "title"),
+    [
+        (
+            "Kế hoạch số 25/KH-UBND ngày 12/3/2024 của UBND tỉnh Cao Bằng về triển khai Đề án 06 năm 2024, "
+            "đã được các sở, ngành thực hiện nghiêm túc và đạt nhiều kết quả quan trọng trong quý đầu năm.",
+            "Kế hoạch số 25/KH-UBND về triển khai Đề án 06 năm 2024",
+        ),
+        (
+            "Sáng nay, tại Hà Nội, Bộ Công an tổ chức hội nghị sơ kết việc triển khai thực hiện Đề án 06 trên "
+            "phạm vi toàn quốc trong 6 tháng đầu năm với sự tham dự của đại diện 63 tỉnh, thành phố trực thuộc Trung ương.",
+            "Sáng nay, tại Hà Nội, Bộ Công an tổ chức hội nghị sơ kết việc triển khai thực hiện Đề án…",
+        ),
+    ],
+)
+def test_a_lead_without_headline_gets_a_title_a_reader_recognises(lead: str, title: str):
+    assert lead_title(lead) == title

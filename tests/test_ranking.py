@@ -5,7 +5,7 @@ import pytest
 
 from de06qa import store
 from de06qa.answer import locate
-from de06qa.backends.embedded import EmbeddedBackend
+from de06qa.filters import parse_filters
 from de06qa.query import analyse
 from de06qa.ranking import RANK_FEATURES, load_models, rank_features
 from de06qa.search import CANDIDATES, Searcher
@@ -31,8 +31,7 @@ def test_query_is_analysed_once_into_every_form():
 
 def test_candidates_are_the_union_of_lexical_and_dense_tops_with_raw_scores(searcher):
     q = searcher.analyse_many(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0]
-    backend = EmbeddedBackend(searcher.data.lexical, searcher.data.dense)
-    c = backend.candidates(q, 5)
+    c = searcher.backend.candidates(q, 5)
     lex = searcher.data.lexical.scores("folded", list(q.folded_terms)) + searcher.data.lexical.scores(
         "words", list(q.words)
     )
@@ -43,6 +42,24 @@ def test_candidates_are_the_union_of_lexical_and_dense_tops_with_raw_scores(sear
     assert c.bm25_words[i] + c.bm25_folded[i] == pytest.approx(lex.max())
     vecs = searcher.data.dense.vectors()[c.rows]
     assert np.allclose(c.dense, vecs @ q.vector, atol=1e-5)
+
+
+def test_filtered_candidates_are_the_tops_among_the_matching_articles_only(searcher):
+    q = searcher.analyse_many(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0]
+    f = parse_filters(["Bến Tre"])
+    allowed = np.array(
+        [i for i, c in enumerate(searcher.data.chunks) if f.matches(searcher.data.articles[c.doc_id])]
+    )
+    assert 5 < len(allowed) < len(searcher.data.chunks)
+    c = searcher.backend.candidates(q, 5, f)
+    lex = searcher.data.lexical.scores("folded", list(q.folded_terms)) + searcher.data.lexical.scores(
+        "words", list(q.words)
+    )
+    top_lex = allowed[np.argsort(-lex[allowed], kind="stable")[:5]]
+    cos = searcher.data.dense.vectors()[allowed] @ q.vector
+    top_dense = allowed[np.argsort(-cos)[:5]]
+    assert set(c.rows.tolist()) == set(top_lex.tolist()) | set(top_dense.tolist())
+    assert set(c.rows.tolist()) <= set(allowed.tolist())
 
 
 def test_only_candidates_are_scored(searcher):

@@ -55,7 +55,16 @@ def test_unanswerable_questions_say_so_and_still_list_results(real_searcher, que
 
 def test_json_contract_keys(real_searcher):
     d = real_searcher.search("Chủ tịch UBND tỉnh Bến Tre là ai?", k=2).to_dict()
-    assert set(d) == {"query", "answerable", "confidence", "answer", "results", "timings_ms"}
+    assert set(d) == {
+        "query",
+        "answerable",
+        "confidence",
+        "answer",
+        "results",
+        "filters",
+        "facets",
+        "timings_ms",
+    }
     assert {"text", "sentence", "doc_id", "start", "end"} <= set(d["answer"])
     assert d["answer"]["text"] == "Trần Ngọc Tam"
     assert set(d["results"][0]) == {
@@ -68,9 +77,11 @@ def test_json_contract_keys(real_searcher):
         "text",
         "start",
         "end",
+        "page",
         "score",
         "scores",
     }
+    assert d["results"][0]["page"] is None and d["answer"]["page"] is None  # .txt has no pages
     assert d["results"][0]["date"] == "2023-04-19"
     assert d["timings_ms"]["total"] > 0
 

@@ -35,8 +35,9 @@ from de06qa.errors import (
     ModelUnavailable,
     UnknownDocument,
 )
-from de06qa.filters import parse_filters
+from de06qa.filters import DATE_PATTERN, date_error, parse_filters
 from de06qa.formats import MEDIA_TYPES
+from de06qa.gazetteer import MERGED_2025, PROVINCES
 from de06qa.search import EMPTY_QUESTION
 from de06qa.service import Service
 
@@ -48,7 +49,10 @@ Q_MAX = Settings().max_query_chars
 Q_PATTERN = r"[^\s\u001c-\u001f\u0085]"
 Mode = Literal["hybrid", "bm25", "dense"]
 Sort = Literal["relevance", "date"]
-MAX_PROVINCES = 34 + 63  # every province name, old and new
+# The schema lists the province names (old and 2025) so that clients and Swagger UI offer them;
+# the server also takes them without diacritics ("ha giang").
+ProvinceName = Annotated[str, Field(json_schema_extra={"enum": sorted({*PROVINCES, *MERGED_2025})})]
+MAX_PROVINCES = len({*PROVINCES, *MERGED_2025})
 PROVINCE_HELP = (
     "Only articles about this province (repeatable); a 2025 merged name (Tuyên Quang) covers "
     "its former provinces (Hà Giang)"
@@ -82,14 +86,11 @@ class SearchRequest(BaseModel):
     )
     k: int = Field(5, ge=1, le=K_MAX, description="Passages to return")
     mode: Mode = Field("hybrid", description="Retrieval mode; hybrid is the default and the best")
-    province: list[str] = Field(
-        default_factory=list,
-        description=PROVINCE_HELP,
-        examples=[["Tuyên Quang"]],
-        max_length=MAX_PROVINCES,
+    province: list[ProvinceName] = Field(
+        default_factory=list, description=PROVINCE_HELP, examples=[["Tuyên Quang"]], max_length=MAX_PROVINCES
     )
-    since: str | None = Field(None, description=SINCE_HELP, examples=["2024-01-01"], max_length=10)
-    until: str | None = Field(None, description=UNTIL_HELP, examples=["2024-12-31"], max_length=10)
+    since: str | None = Field(None, description=SINCE_HELP, examples=["2024-01-01"], pattern=DATE_PATTERN)
+    until: str | None = Field(None, description=UNTIL_HELP, examples=["2024-12-31"], pattern=DATE_PATTERN)
     sort: Sort = Field("relevance", description=SORT_HELP)
 
 
@@ -233,6 +234,8 @@ def _one_line(exc: RequestValidationError) -> str:
         if e.get("type") == "json_invalid":
             return f'the request body is not valid JSON ({e.get("ctx", {}).get("error", "decode error")}); send {{"q": "…", "k": 5}}'
         where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path"))
+        if where in ("since", "until") and e.get("type") == "string_pattern_mismatch":
+            return date_error(where, e.get("input"))
         if where == "q" and e.get("type") in ("string_too_short", "string_pattern_mismatch"):
             return EMPTY_QUESTION
         if where == "q" and e.get("type") == "string_too_long":
@@ -384,9 +387,11 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         ],
         k: Annotated[int, Query(ge=1, le=K_MAX, description="Passages to return")] = 5,
         mode: Annotated[Mode, Query(description="Retrieval mode")] = "hybrid",
-        province: Annotated[list[str], Query(description=PROVINCE_HELP, max_length=MAX_PROVINCES)] = [],  # noqa: B006 (FastAPI copies the default)
-        since: Annotated[str | None, Query(description=SINCE_HELP, max_length=10)] = None,
-        until: Annotated[str | None, Query(description=UNTIL_HELP, max_length=10)] = None,
+        province: Annotated[
+            list[ProvinceName], Query(description=PROVINCE_HELP, max_length=MAX_PROVINCES)
+        ] = [],  # noqa: B006 (FastAPI copies the default)
+        since: Annotated[str | None, Query(description=SINCE_HELP, pattern=DATE_PATTERN)] = None,
+        until: Annotated[str | None, Query(description=UNTIL_HELP, pattern=DATE_PATTERN)] = None,
         sort: Annotated[Sort, Query(description=SORT_HELP)] = "relevance",
     ) -> dict[str, Any]:
         """Answer a question: the answer span, its sentence, and ranked passages with citations,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -30,8 +31,55 @@ out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty(
 err = Console(stderr=True, highlight=False)
 
 IndexDirOpt = Annotated[
-    Path | None, typer.Option("--index-dir", help="Index folder [env DE06QA_INDEX_DIR; default index/]")
+    Path | None,
+    typer.Option("--index-dir", metavar="DIR", help="Index folder (env DE06QA_INDEX_DIR; default index/)"),
 ]
+
+
+ProvinceOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--province",
+        metavar="NAME",
+        help="Only articles about this province (repeatable; a 2025 name such as 'Tuyên Quang' covers its former provinces)",
+    ),
+]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        metavar="DATE",
+        help="Only articles published on or after DATE (YYYY-MM-DD, YYYY-MM or YYYY)",
+    ),
+]
+UntilOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        metavar="DATE",
+        help="Only articles published on or before DATE (YYYY-MM-DD, YYYY-MM or YYYY)",
+    ),
+]
+SortOpt = Annotated[
+    str,
+    typer.Option(
+        "--sort", metavar="ORDER", help="relevance, or date: the k most relevant passages, newest first"
+    ),
+]
+
+
+def _filters(province: list[str] | None, since: str | None, until: str | None):  # type: ignore[no-untyped-def]
+    from de06qa.errors import BadQuery
+    from de06qa.filters import empty_range, parse_filters
+
+    f = parse_filters(province or (), since, until)
+    if empty_range(f):
+        raise BadQuery(f"--since {f.since} is after --until {f.until}; swap them")
+    return f
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _quiet_libraries() -> None:
@@ -59,14 +107,15 @@ class _Reporter:
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage == "read":
-            err.print(f"Read {done} of {total} files")
+            err.print(f"Read {done} of {_plural(total, 'file')}")
             return
         if total == 0:
             return
         if self.tty:
             if self._bar is None:
                 self._bar = Progress(
-                    TextColumn("Embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    TextColumn("Embedding passages and sentences"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(),
                     console=err, transient=True,
                 )  # fmt: skip
                 self._bar.start()
@@ -76,7 +125,7 @@ class _Reporter:
             if done >= total:
                 self._bar.stop()
         elif 100 * done // total >= self._next_pct:
-            err.print(f"embedding {done}/{total} ({100 * done // total}%)")
+            err.print(f"embedding {done}/{total} passages and sentences ({100 * done // total}%)")
             self._next_pct = 100 * done // total // 10 * 10 + 10
 
 
@@ -91,8 +140,8 @@ def _build(settings: Settings, source: Path, rebuild: bool = False) -> int:
     if not s.changed:
         change += "; the index was already up to date"
     err.print(
-        f"Indexed {s.documents} documents ({change}) into {s.chunks} chunks "
-        f"({s.sentences} sentences) in {s.seconds:.1f} s -> {s.index_dir}",
+        f"Indexed {_plural(s.documents, 'document')} ({change}) into {_plural(s.chunks, 'passage')} "
+        f"({_plural(s.sentences, 'sentence')}) in {s.seconds:.1f} s -> {s.index_dir}",
         soft_wrap=True,
     )
     for sk in s.skipped:
@@ -127,10 +176,19 @@ def index(
 
 
 def _build_if_missing(settings: Settings) -> None:
-    """First use: with no index yet and the bundled seeds present, build it (ask, serve, eval)."""
+    """First use: with no index yet in the default index/ and the bundled seeds present, build it
+    (ask, serve, eval). Another folder with no index is an error: a typo in --index-dir must not
+    quietly build the seeds there."""
+    from de06qa.errors import IndexMissing
     from de06qa.store import MANIFEST
 
-    if not (settings.index_dir / MANIFEST).exists() and settings.seeds_dir.is_dir():
+    if (settings.index_dir / MANIFEST).exists():
+        return
+    if settings.index_dir != Settings().index_dir:
+        raise IndexMissing(
+            f"no index in {settings.index_dir}; build one with: de06qa index FOLDER --index-dir {settings.index_dir}"
+        )
+    if settings.seeds_dir.is_dir():
         err.print(f"No index in {settings.index_dir} yet: building it from {settings.seeds_dir}/ (once).")
         _build(settings, settings.seeds_dir)
 
@@ -150,7 +208,9 @@ def _say(text: Text, indent: int = 0) -> None:
         out.print(Text(" " * indent) + line)
 
 
-def _print_result(d: dict, width: int = 80) -> None:  # type: ignore[type-arg]
+def _print_result(d: dict) -> None:  # type: ignore[type-arg]
+    """The answer, then the passages grouped by article (articles in the order of their best
+    passage, each passage with its rank, page and position)."""
     a = d["answer"]
     if a:
         sentence = Text(a["sentence"])
@@ -162,53 +222,80 @@ def _print_result(d: dict, width: int = 80) -> None:  # type: ignore[type-arg]
             )
         )
         _say(sentence)
-    else:
+    elif d["results"]:
         out.print(
             Text.assemble(
                 ("No answer in the indexed articles", "bold red"),
                 f" (confidence {d['confidence']:.2f}); closest passages:",
             )
         )
+    else:
+        out.print(Text("No passage matches the filters.", "bold red"))
+    f = d["filters"]
+    if f["undated_excluded"]:
+        _say(
+            Text(
+                f"({_plural(f['undated_excluded'], 'article')} without a date left out by the date filter)",
+                "dim",
+            )
+        )
+    groups: dict[str, list[dict]] = {}  # type: ignore[type-arg]
     for r in d["results"]:
+        groups.setdefault(r["doc_id"], []).append(r)
+    for rs in groups.values():
         out.print()
-        head = Text.assemble((f"[{r['rank']}] ", "bold cyan"), (r["title"], "bold"))
-        _say(head)
-        page = f" · tr. {r['page']}" if r.get("page") else ""
-        cite = f"{r['source']}{page} · chars {r['start']}–{r['end']}"
-        if r["date"]:
-            cite = f"{r['date']} · {cite}"
-        _say(Text(cite, style="dim"), indent=4)
-        body = Text(r["text"].replace("\n", " "))
-        if a and a["doc_id"] == r["doc_id"] and r["start"] <= a["start"] and a["end"] <= r["end"]:
-            o = a["start"] - r["start"]
-            body.stylize("bold black on yellow", o, o + len(a["text"]))
-        _say(body, indent=4)
+        first = rs[0]
+        _say(Text(first["title"], "bold"))
+        _say(Text(" · ".join(x for x in (first["date"], first["source"]) if x), "dim"), indent=2)
+        for r in rs:
+            page = f"tr. {r['page']} · " if r.get("page") else ""
+            _say(
+                Text.assemble(
+                    (f"[{r['rank']}] ", "bold cyan"), (f"{page}chars {r['start']}–{r['end']}", "dim")
+                ),
+                indent=2,
+            )
+            body = Text(r["text"].replace("\n", " "))
+            if a and a["doc_id"] == r["doc_id"] and r["start"] <= a["start"] and a["end"] <= r["end"]:
+                o = a["start"] - r["start"]
+                body.stylize("bold black on yellow", o, o + len(a["text"]))
+            _say(body, indent=6)
 
 
 @app.command()
 def ask(
     question: Annotated[
-        str | None, typer.Argument(help="The question; omit it for an interactive prompt")
+        str | None,
+        typer.Argument(metavar="[QUESTION]", help="The question; omit it for an interactive prompt"),
     ] = None,
-    k: Annotated[int, typer.Option("--k", min=1, max=50, help="Passages to return")] = 5,
+    k: Annotated[int, typer.Option("--k", metavar="N", min=1, max=50, help="Passages to return (1-50)")] = 5,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the search JSON (JSON Lines with --file)")
     ] = False,
-    file: Annotated[str | None, typer.Option("--file", help="One question per line; '-' reads stdin")] = None,
+    file: Annotated[
+        str | None, typer.Option("--file", metavar="FILE", help="One question per line; '-' reads stdin")
+    ] = None,
+    province: ProvinceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    sort: SortOpt = "relevance",
     index_dir: IndexDirOpt = None,
 ) -> None:
     """Answer a question over the indexed articles.
 
+    \b
     Examples:
       de06qa ask "Hà Giang có bao nhiêu dịch vụ công toàn trình?"
+      de06qa ask "Hà Giang đã làm gì?" --province "Hà Giang" --since 2024 --sort date
       de06qa ask --json --file questions.txt
       de06qa ask            (interactive prompt; exit or Ctrl-D to leave)
     """
     settings = _settings(index_dir)
+    filters = _filters(province, since, until)
     searcher = _open(settings)
 
     def answer(q: str) -> None:
-        d = searcher.search(q, k).to_dict()
+        d = searcher.search(q, k, filters=filters, sort=sort).to_dict()
         if as_json:
             out.file.write(json.dumps(d, ensure_ascii=False) + "\n")
             out.file.flush()
@@ -320,12 +407,20 @@ def eval_(
             help="Treat every question as unanswerable here (questions written for another collection): measures abstention",
         ),
     ] = False,
+    province: ProvinceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    sort: SortOpt = "relevance",
 ) -> None:
     """Score retrieval on a question set, mode by mode, and write TREC run/qrels files.
 
     Modes: bm25-syllables (a generic BM25 library's baseline), bm25-words (underthesea words),
     bm25 (ours: words + accent-folded syllables), dense, hybrid (the default).
 
+    With --province/--since/--until every question is asked within those filters (questions whose
+    article falls outside them then count as misses).
+
+    \b
     Examples:
       de06qa eval --out eval/out
       de06qa eval --corpus mydata/corpus --questions mydata/questions.jsonl --index-dir mydata/index --out mydata/out
@@ -334,6 +429,7 @@ def eval_(
     from de06qa.evaluation import EVAL_MODES, evaluate, load_questions, run_file
 
     settings = _settings(index_dir)
+    filters = _filters(province, since, until)
     qs = load_questions(questions)
     if unanswerable:
         qs = [replace(q, kind="unanswerable", doc_id=None, answers=()) for q in qs]
@@ -341,7 +437,7 @@ def eval_(
         _build(settings, corpus)
     searcher = _open(settings)
     chosen = tuple(m.strip() for m in modes.split(",")) if modes else EVAL_MODES
-    report = evaluate(searcher, qs, chosen, out_dir)
+    report = evaluate(searcher, qs, chosen, out_dir, filters, sort)
     _print_report(report)
     files = ", ".join([run_file(m) for m in chosen])
     err.print(f"Wrote {out_dir}/metrics.json, qrels.trec, {files}, failures.jsonl", soft_wrap=True)
@@ -362,6 +458,7 @@ def convert_squad(
 ) -> None:
     """Turn a SQuAD-format dataset into a corpus folder and a question file for `de06qa eval`.
 
+    \b
     Example:
       de06qa convert-squad viquad_dev.json --out mydata
       de06qa eval --corpus mydata/corpus --questions mydata/questions.jsonl --index-dir mydata/index --out mydata/out
@@ -385,6 +482,22 @@ def _open_text(path: Path):  # type: ignore[no-untyped-def]
         ) from e
 
 
+def _typed_while_answering() -> list[str] | None:
+    """What the user typed while an answer was printing: None for a Ctrl-D, else the complete
+    lines (questions typed ahead), possibly none.
+
+    The terminal is in canonical mode between two `input()` calls, so a Ctrl-D typed then becomes
+    a pending end-of-file; readline switches the terminal to raw mode and would never see it, and
+    the prompt would wait on. Reading it here sees it (a read of 0 bytes)."""
+    fd = sys.stdin.fileno()
+    if not select.select([fd], [], [], 0)[0]:
+        return []
+    data = os.read(fd, 65536)
+    if not data:
+        return None
+    return data.decode("utf-8", "replace").splitlines()
+
+
 def _prompt(answer) -> None:  # type: ignore[no-untyped-def]
     import readline
 
@@ -396,12 +509,22 @@ def _prompt(answer) -> None:  # type: ignore[no-untyped-def]
     except OSError:
         pass
     err.print("Ask a question about Đề án 06 (exit or Ctrl-D to leave).")
+    typed_ahead: list[str] = []
     while True:
-        try:
-            q = input("câu hỏi> ")
-        except (EOFError, KeyboardInterrupt):
-            err.print()
-            break
+        if not typed_ahead:
+            pending = _typed_while_answering()
+            if pending is None:
+                err.print()
+                break
+            typed_ahead = pending
+        if typed_ahead:
+            q = typed_ahead.pop(0)
+        else:
+            try:
+                q = input("câu hỏi> ")
+            except (EOFError, KeyboardInterrupt):
+                err.print()
+                break
         if q.strip().lower() in {"exit", "quit", "thoát"}:
             break
         if not q.strip():

@@ -28,7 +28,16 @@ class Article:
     # Paged sources (PDF): the offset in `text` where each page starts (page 1 at 0); else empty.
     pages: tuple[int, ...] = ()
     file: str = ""  # absolute path of the original file (served by GET /documents/{doc_id}/source)
+    # What retrieval reads as the article's title when it differs from the displayed one: for an
+    # article without a headline, its lead's first sentence (what the ranker was fitted with),
+    # while `title` is the shorter readable form.
+    lead_title: str = ""
     dropped_lines: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def context(self) -> str:
+        """The title as retrieval context (chunk embeddings, BM25 context terms, title features)."""
+        return self.lead_title or self.title
 
     def page_at(self, offset: int) -> int | None:
         """The 1-based page holding `offset`, None for a source without pages."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from de06qa.documents import Chunk
 from de06qa.errors import De06qaError
+from de06qa.filters import Filters
 from de06qa.lexical import PlainBM25
 from de06qa.search import MODES, Searcher, SearchResult
 from de06qa.text import nfc, normalise, word_terms, words
@@ -112,16 +113,23 @@ BASELINES = ("bm25-syllables", "bm25-words")
 EVAL_MODES = (*BASELINES, *sorted(MODES, key=("bm25", "dense", "hybrid").index))
 
 
-def _baseline_rankings(searcher: Searcher, mode: str, questions: list[Question]) -> dict[str, list[str]]:
+def _baseline_rankings(
+    searcher: Searcher, mode: str, questions: list[Question], filters: Filters
+) -> dict[str, list[str]]:
+    """The baselines rank every chunk; with filters, only the matching articles' chunks are kept."""
     chunks = searcher.data.chunks
+    keep = [filters.matches(searcher.data.articles[c.doc_id]) for c in chunks]
     if mode == "bm25-syllables":
         plain = PlainBM25([c.text for c in chunks])
-        return {q.qid: [chunks[i].chunk_id for i in plain.rank(q.question, DEPTH)] for q in questions}
-    out = {}
-    for q in questions:
-        scores = searcher.data.lexical.scores("words", word_terms(words(nfc(q.question))))
-        out[q.qid] = [chunks[i].chunk_id for i in np.argsort(-scores, kind="stable")[:DEPTH]]
-    return out
+        rankings = {q.qid: plain.rank(q.question, len(chunks)) for q in questions}
+    else:
+        rankings = {
+            q.qid: np.argsort(
+                -searcher.data.lexical.scores("words", word_terms(words(nfc(q.question)))), kind="stable"
+            ).tolist()
+            for q in questions
+        }
+    return {qid: [chunks[i].chunk_id for i in rows if keep[i]][:DEPTH] for qid, rows in rankings.items()}
 
 
 def evaluate(
@@ -129,9 +137,12 @@ def evaluate(
     questions: list[Question],
     modes: tuple[str, ...] = EVAL_MODES,
     out: Path | None = None,
+    filters: Filters | None = None,
+    sort: str = "relevance",
 ) -> dict[str, Any]:
     """Metrics per mode and per question kind; writes runs, qrels, metrics and failures when `out`
     is set: `run.trec` is the default (hybrid) mode, `run.<mode>.trec` the others."""
+    filters = filters or Filters()
     unknown = [m for m in modes if m not in EVAL_MODES]
     if unknown:
         raise De06qaError(f"unknown mode {unknown[0]!r}; choose from {', '.join(EVAL_MODES)}")
@@ -144,6 +155,7 @@ def evaluate(
         "questions": len(questions),
         "answerable": len(answerable),
         "kinds": dict(Counter(q.kind for q in questions)),
+        "filters": {**filters.to_dict(), "sort": sort},
         "modes": {},
     }
     runs: dict[str, list[str]] = {}
@@ -155,10 +167,10 @@ def evaluate(
     for mode in modes:
         results: dict[str, SearchResult] = {}
         if mode in BASELINES:
-            ranked = _baseline_rankings(searcher, mode, questions)
+            ranked = _baseline_rankings(searcher, mode, questions, filters)
             scored = {qid: [(c, float(DEPTH - i)) for i, c in enumerate(cs)] for qid, cs in ranked.items()}
         else:
-            found = searcher.search_many([q.question for q in questions], DEPTH, mode)
+            found = searcher.search_many([q.question for q in questions], DEPTH, mode, filters, sort)
             results = dict(zip((q.qid for q in questions), found))
             scored = {
                 qid: [(_judged_id(p.chunk, rels.get(qid), gold.get(qid)), p.score) for p in r.passages]

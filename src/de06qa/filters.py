@@ -16,6 +16,8 @@ from de06qa.errors import BadQuery
 from de06qa.gazetteer import covered_by, find_provinces
 
 SORTS = ("relevance", "date")
+# YYYY, YYYY-MM or YYYY-MM-DD; also the API schema's pattern for since/until.
+DATE_PATTERN = r"^(19|20)\d{2}(-(0?[1-9]|1[0-2])(-(0?[1-9]|[12]\d|3[01]))?)?$"
 _DATE = re.compile(r"^(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?$")
 
 
@@ -56,7 +58,7 @@ class Filters:
 
 def _day(value: str, end: bool, name: str) -> str:
     """An ISO date; a year ("2024") or a month ("2024-03") means its first day for `since` and
-    its last day for `until`."""
+    its last day for `until`; a day past the month's end ("2024-02-30") means its last day."""
     m = _DATE.match(value.strip())
     try:
         if not m:
@@ -66,11 +68,15 @@ def _day(value: str, end: bool, name: str) -> str:
             mo, d = (12, 31) if end else (1, 1)
         elif d is None:
             d = calendar.monthrange(y, mo)[1] if end else 1
+        elif 1 <= mo <= 12 and 28 < d <= 31:
+            d = min(d, calendar.monthrange(y, mo)[1])
         return date(y, mo, d).isoformat()
     except ValueError:
-        raise BadQuery(
-            f"{name}={value!r} is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY), e.g. {name}=2024-03-01"
-        ) from None
+        raise BadQuery(date_error(name, value)) from None
+
+
+def date_error(name: str, value: object) -> str:
+    return f"{name}={value!r} is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY), e.g. {name}=2024-03-01"
 
 
 def parse_filters(
@@ -89,6 +95,10 @@ def parse_filters(
         names.extend(found)
     s = _day(since, False, "since") if since else None
     u = _day(until, True, "until") if until else None
-    if s and u and s > u:
-        raise BadQuery(f"since={s} is after until={u}; swap them")
+    # since after until is an empty range, not an error (a search engine's range query returns
+    # nothing); the CLI says so, the page shows that no passage matches.
     return Filters(tuple(dict.fromkeys(names)), s, u)
+
+
+def empty_range(f: Filters) -> bool:
+    return bool(f.since and f.until and f.since > f.until)

@@ -48,13 +48,13 @@ def context_terms(article: Article) -> tuple[list[str], list[str]]:
 
     A chunk often lacks the words that make it findable ("665 dịch vụ công toàn trình" never says
     "Hà Giang"); the article context supplies them."""
-    extra = " ".join([article.title, *article.provinces, *article.provinces_2025])
+    extra = " ".join([article.context, *article.provinces, *article.provinces_2025])
     return word_terms(words(extra)), folded_terms(extra)
 
 
 def passage_text(article: Article, chunk: Chunk) -> str:
     """What the embedding model sees for a chunk: the headline gives it the article's context."""
-    return chunk.text if chunk.start == 0 else f"{article.title}\n{chunk.text}"
+    return chunk.text if chunk.start == 0 else f"{article.context}\n{chunk.text}"
 
 
 def model_info(embedder: Embedder, dim: int | None = None) -> store.ModelInfo:

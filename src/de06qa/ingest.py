@@ -98,13 +98,39 @@ def clean(raw: str) -> Cleaned:
 _MAX_HEADLINE = 200
 
 
+_TITLE_CHARS = 90
+# In a lead's subject, the parts a title leaves out: the date a document was issued
+# ("ngày 31/12/2020") and who issued it ("của Ban Chấp hành Đảng bộ tỉnh …" before "về …").
+_ISSUED_ON = re.compile(r"\s+ngày\s+\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")
+_ISSUED_BY = re.compile(r"\s+của\s+[^,]+?(?=\s+về\s)")
+
+
+def _shorten(text: str, limit: int = _TITLE_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
 def _first_sentence(line: str, limit: int = 120) -> str:
     m = re.search(r"[.!?](\s|$)", line)
-    sent = line[: m.start() + 1] if m else line
-    if len(sent) <= limit:
-        return sent
-    cut = sent[:limit].rsplit(" ", 1)[0].rstrip(",;:")
-    return cut + "…"
+    return _shorten(line[: m.start() + 1] if m else line, limit)
+
+
+def lead_title(lead: str) -> str:
+    """A title for an article without a headline, from its lead paragraph: the subject of the first
+    sentence (up to its first comma, or further while shorter than 30 characters: "Sáng nay, tại
+    Hà Nội, …"), without the issuing date and body of a document it names, at most 90 characters
+    cut at a word."""
+    m = re.search(r"[.!?](\s|$)", lead)
+    sentence = lead[: m.start()] if m else lead
+    parts = sentence.split(",")
+    subject = parts[0]
+    for part in parts[1:]:
+        if len(subject) >= 30:
+            break
+        subject += "," + part
+    subject = _ISSUED_BY.sub("", _ISSUED_ON.sub("", subject)).strip()
+    return _shorten(subject or sentence)
 
 
 def article_provinces(text: str) -> tuple[str, ...]:
@@ -116,10 +142,15 @@ def article_provinces(text: str) -> tuple[str, ...]:
     return tuple(p for p, n in counts.most_common() if n == top or n >= 2)
 
 
-def make_title(first_line: str, provinces: tuple[str, ...]) -> str:
-    """The headline; a lead paragraph is cut to its first sentence; the main province is prefixed
-    when the headline does not name it (a section heading like "Sớm đạt kết quả rõ nét")."""
-    title = first_line if len(first_line) <= _MAX_HEADLINE else _first_sentence(first_line)
+def make_title(first_line: str, provinces: tuple[str, ...], readable: bool = True) -> str:
+    """The headline; for an article that starts with its lead paragraph instead, a title made from
+    the lead (`lead_title`; with `readable` False, the lead's first sentence, which retrieval reads
+    as context); the main province is prefixed when the title does not name it (a section heading
+    like "Sớm đạt kết quả rõ nét")."""
+    if len(first_line) <= _MAX_HEADLINE:
+        title = first_line
+    else:
+        title = lead_title(first_line) if readable else _first_sentence(first_line)
     if provinces and provinces[0] not in find_provinces(title):
         title = f"{provinces[0]}: {title}"
     return title
@@ -139,13 +170,16 @@ def build_article(doc_id: str, source: str, raw: str | Extracted, file: str = ""
             line_starts.append(line_starts[-1] + len(line) + 1)
         pages = (0, *(line_starts[i] for i in cleaned.page_lines))
     provinces = article_provinces(text)
+    headline = ex.title or cleaned.lines[0]
+    title = make_title(headline, provinces)
+    context = make_title(headline, provinces, readable=False)
     # The page layout is part of what a paged article's citations say: a re-paginated PDF with the
     # same text is a changed article.
     fingerprint = text + ("\f" + ",".join(map(str, pages)) if pages else "")
     return Article(
         doc_id=doc_id,
         source=source,
-        title=make_title(ex.title or cleaned.lines[0], provinces),
+        title=title,
         text=text,
         date=ex.date or cleaned.date,
         provinces=provinces,
@@ -153,6 +187,7 @@ def build_article(doc_id: str, source: str, raw: str | Extracted, file: str = ""
         content_hash=hashlib.sha256(fingerprint.encode("utf-8")).hexdigest(),
         pages=pages,
         file=file,
+        lead_title="" if context == title else context,
         dropped_lines=cleaned.dropped,
     )
 

@@ -483,7 +483,8 @@ def _corpus_view(data: store.IndexData) -> CorpusView:
         doc_number=number,
         doc_provinces=provinces,
         doc_title_terms=[
-            terms_of(" ".join([a.title, *a.provinces, *a.provinces_2025]))[0] for a in data.articles.values()
+            terms_of(" ".join([a.context, *a.provinces, *a.provinces_2025]))[0]
+            for a in data.articles.values()
         ],
         chunk_position=position,
         sentence_row=sent_row,
