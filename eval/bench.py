@@ -268,6 +268,17 @@ def main() -> None:
             parts.setdefault(k, []).append(v)
     for k in ("total", "embed", "retrieve", "rank", "answer"):
         print(f"search {k:8s} (ms)                {stats(parts[k])}")
+    from de06qa.filters import parse_filters
+
+    for label, f in (
+        ("province=Hà Giang", parse_filters(["Hà Giang"])),
+        ("since=2024", parse_filters((), "2024")),
+    ):
+        xs = [
+            searcher.search(queries[i % len(queries)], filters=f).timings_ms["total"]
+            for i in range(args.runs)
+        ]
+        print(f"search total, {label:17s} (ms) {stats(xs)}")
 
     env = {
         **os.environ,

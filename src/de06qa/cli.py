@@ -129,13 +129,28 @@ class _Reporter:
             self._next_pct = 100 * done // total // 10 * 10 + 10
 
 
-def _build(settings: Settings, source: Path, rebuild: bool = False) -> int:
-    """Build or update the index; returns the number of skipped files."""
+def _build(
+    settings: Settings,
+    source: Path,
+    rebuild: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> int:
+    """Build or update the index (embedding on a Dask cluster when asked); returns the number of
+    skipped files."""
     from de06qa.embedding import create_embedder
     from de06qa.indexing import build_index
 
     embedder = create_embedder(settings)
-    s = build_index(settings, source, embedder, _Reporter(), rebuild=rebuild)
+    if workers or scheduler:
+        from de06qa.distributed import cluster_embedder
+
+        where = scheduler or f"a local Dask cluster of {_plural(workers or 1, 'worker')}"
+        err.print(f"Embedding on {where}")
+        with cluster_embedder(embedder, settings, scheduler, workers) as spread:
+            s = build_index(settings, source, spread, _Reporter(), rebuild=rebuild)
+    else:
+        s = build_index(settings, source, embedder, _Reporter(), rebuild=rebuild)
     change = f"{s.embedded} new or changed, {s.reused} unchanged, {s.removed} removed"
     if not s.changed:
         change += "; the index was already up to date"
@@ -161,6 +176,22 @@ def index(
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Re-embed every article instead of only new or changed ones")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            metavar="N",
+            min=1,
+            max=256,
+            help="Embed on a local Dask cluster of N worker processes",
+        ),
+    ] = None,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--dask-scheduler", metavar="URL", help="Embed on the Dask cluster at URL (tcp://host:8786)"
+        ),
+    ] = None,
 ) -> None:
     """Build or update the index from a folder of articles.
 
@@ -168,10 +199,14 @@ def index(
     file was indexed, 3 when some were skipped (each is listed with its reason), 2 on an error or
     when nothing could be indexed (the previous index is left as it was).
 
-    Example: de06qa index seeds --index-dir index
+    \b
+    Examples:
+      de06qa index seeds --index-dir index
+      de06qa index reports/ --workers 4                          (embedding on 4 local processes)
+      de06qa index reports/ --dask-scheduler tcp://10.0.0.5:8786   (on a Dask cluster)
     """
     settings = _settings(index_dir)
-    if _build(settings, path or settings.seeds_dir, rebuild):
+    if _build(settings, path or settings.seeds_dir, rebuild, workers, dask_scheduler):
         raise typer.Exit(3)
 
 
