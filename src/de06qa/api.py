@@ -27,6 +27,7 @@ from de06qa.config import Settings
 from de06qa.documents import Article
 from de06qa.embedding import Embedder
 from de06qa.errors import (
+    BackendUnavailable,
     BadQuery,
     De06qaError,
     IndexDamaged,
@@ -72,6 +73,7 @@ _STATUS: dict[type[De06qaError], int] = {
     IndexDamaged: 503,
     IndexIncompatible: 503,
     ModelUnavailable: 503,
+    BackendUnavailable: 503,
 }
 
 

@@ -36,6 +36,24 @@ IndexDirOpt = Annotated[
 ]
 
 
+BackendOpt = Annotated[
+    str | None,
+    typer.Option("--backend", metavar="NAME", help="embedded (default) or milvus [env DE06QA_BACKEND]"),
+]
+MilvusUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--milvus-uri",
+        metavar="URI",
+        help="Milvus for --backend milvus: a Milvus Lite file (milvus.db) or http://host:19530 [env DE06QA_MILVUS_URI]",
+    ),
+]
+CollectionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--collection", metavar="NAME", help="Milvus collection name (default de06qa) [env DE06QA_COLLECTION]"
+    ),
+]
 ProvinceOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -92,8 +110,15 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _settings(index_dir: Path | None) -> Settings:
-    return Settings.from_env().with_(index_dir=index_dir)
+def _settings(
+    index_dir: Path | None,
+    backend: str | None = None,
+    milvus_uri: str | None = None,
+    collection: str | None = None,
+) -> Settings:
+    return Settings.from_env().with_(
+        index_dir=index_dir, backend=backend, milvus_uri=milvus_uri, collection=collection
+    )
 
 
 class _Reporter:
@@ -192,6 +217,9 @@ def index(
             "--dask-scheduler", metavar="URL", help="Embed on the Dask cluster at URL (tcp://host:8786)"
         ),
     ] = None,
+    backend: BackendOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Build or update the index from a folder of articles.
 
@@ -205,7 +233,7 @@ def index(
       de06qa index reports/ --workers 4                          (embedding on 4 local processes)
       de06qa index reports/ --dask-scheduler tcp://10.0.0.5:8786   (on a Dask cluster)
     """
-    settings = _settings(index_dir)
+    settings = _settings(index_dir, backend, milvus_uri, collection)
     if _build(settings, path or settings.seeds_dir, rebuild, workers, dask_scheduler):
         raise typer.Exit(3)
 
@@ -315,6 +343,9 @@ def ask(
     until: UntilOpt = None,
     sort: SortOpt = "relevance",
     index_dir: IndexDirOpt = None,
+    backend: BackendOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Answer a question over the indexed articles.
 
@@ -325,7 +356,7 @@ def ask(
       de06qa ask --json --file questions.txt
       de06qa ask            (interactive prompt; exit or Ctrl-D to leave)
     """
-    settings = _settings(index_dir)
+    settings = _settings(index_dir, backend, milvus_uri, collection)
     filters = _filters(province, since, until)
     searcher = _open(settings)
 
@@ -359,6 +390,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port")] = 8000,
     index_dir: IndexDirOpt = None,
+    backend: BackendOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Serve the search API and the web page.
 
@@ -369,7 +403,7 @@ def serve(
 
     from de06qa.api import create_app
 
-    settings = _settings(index_dir)
+    settings = _settings(index_dir, backend, milvus_uri, collection)
     _build_if_missing(settings)
     err.print(f"de06qa: serving http://{host}:{port}/ (index {settings.index_dir}; Ctrl-C stops)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
@@ -446,6 +480,9 @@ def eval_(
     since: SinceOpt = None,
     until: UntilOpt = None,
     sort: SortOpt = "relevance",
+    backend: BackendOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Score retrieval on a question set, mode by mode, and write TREC run/qrels files.
 
@@ -463,7 +500,7 @@ def eval_(
     """
     from de06qa.evaluation import EVAL_MODES, evaluate, load_questions, run_file
 
-    settings = _settings(index_dir)
+    settings = _settings(index_dir, backend, milvus_uri, collection)
     filters = _filters(province, since, until)
     qs = load_questions(questions)
     if unanswerable:

@@ -43,6 +43,12 @@ class Settings:
     max_query_chars: int = 1000
     # Larger files are skipped with a reason instead of read (see ingest.read_article).
     max_article_bytes: int = 5_000_000
+    # Candidate retrieval: "embedded" (bm25s + FAISS in this process) or "milvus" (a Milvus
+    # collection at `milvus_uri`: a local Milvus Lite file or http://host:19530), named
+    # `collection` (+ a build time).
+    backend: str = "embedded"
+    milvus_uri: str = ""
+    collection: str = "de06qa"
     # The server checks the index folder this often and loads a rebuilt index (0 = never).
     reload_poll_s: float = 2.0
 
@@ -65,6 +71,12 @@ class Settings:
             updates["precision"] = v
         if v := env.get("DE06QA_THREADS"):
             updates["threads"] = int(v) if v.isdigit() else 0
+        if v := env.get("DE06QA_BACKEND"):
+            updates["backend"] = v
+        if v := env.get("DE06QA_MILVUS_URI"):
+            updates["milvus_uri"] = v
+        if v := env.get("DE06QA_COLLECTION"):
+            updates["collection"] = v
         if v := env.get("DE06QA_FAISS_INDEX"):
             updates["faiss_index"] = v
         if v := env.get("DE06QA_MAX_ARTICLE_MB"):

@@ -17,17 +17,13 @@ import numpy as np
 
 from de06qa.config import Settings
 from de06qa.embedding import Embedder, Profile, Progress, create_embedder
-from de06qa.errors import De06qaError
+from de06qa.errors import ClusterUnavailable, De06qaError
 
 # Texts per task: big enough that a task's overhead (~ms) is small against embedding it (~seconds),
 # small enough that progress moves and workers finish together.
 PARTITION = 256
 
 _WORKER_MODELS: dict[tuple[str, str, str, str], Embedder] = {}
-
-
-class ClusterUnavailable(De06qaError):
-    """The Dask scheduler cannot be reached, or dask is not installed."""
 
 
 def _embed_partition(settings: Settings, texts: list[str]) -> np.ndarray:

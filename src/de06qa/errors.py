@@ -39,3 +39,11 @@ class UnknownDocument(De06qaError):
 
 class NothingToIndex(De06qaError):
     """The source folder holds no readable article (empty, or every file was skipped)."""
+
+
+class BackendUnavailable(De06qaError):
+    """The search backend's server (Milvus) cannot be reached or answered with an error."""
+
+
+class ClusterUnavailable(De06qaError):
+    """The Dask scheduler cannot be reached, or a worker failed."""

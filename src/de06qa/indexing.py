@@ -119,6 +119,7 @@ def build_index(
             report("read", len(articles), len(articles) + len(skipped))
         previous = None if rebuild else _previous(settings, embedder)
         old_docs = previous.manifest["documents"] if previous else {}
+        old_milvus = previous.manifest.get("milvus") if previous else None
         kept = {
             a.doc_id for a in articles if old_docs.get(a.doc_id, {}).get("content_hash") == a.content_hash
         }
@@ -183,13 +184,23 @@ def build_index(
         sentences = [Span(a, b, by_id[d].text[a:b]) for d, a, b in sent_keys]
 
         context = {a.doc_id: context_terms(a) for a in articles}
-        lexical = LexicalIndex.build(
-            [list(c.words) + context[c.doc_id][0] for c in chunks],
-            [list(c.folded) + context[c.doc_id][1] for c in chunks],
-        )
+        word_docs = [list(c.words) + context[c.doc_id][0] for c in chunks]
+        folded_docs = [list(c.folded) + context[c.doc_id][1] for c in chunks]
+        lexical = LexicalIndex.build(word_docs, folded_docs)
         manifest = _manifest(
             settings, source, model_info(embedder, dim), articles, chunks, len(sentences), skipped
         )
+        milvus = milvus_uri(settings)
+        if milvus:
+            from de06qa.backends.milvus import write_collection
+
+            manifest["milvus"] = {
+                "uri": milvus,
+                "collection": write_collection(
+                    milvus, settings.collection, word_docs, folded_docs, vectors,
+                    [by_id[c.doc_id].provinces for c in chunks], [by_id[c.doc_id].date for c in chunks],
+                ),
+            }  # fmt: skip
         data = store.IndexData(
             manifest,
             by_id,
@@ -201,6 +212,12 @@ def build_index(
             lexical,
         )
         store.save(data, settings.index_dir)
+        if milvus:
+            from de06qa.backends.milvus import retire
+
+            # The previous folder's collection stays for a server that has not reloaded yet.
+            keep = {manifest["milvus"]["collection"], (old_milvus or {}).get("collection", "")}
+            retire(milvus, settings.collection, keep)
     return BuildSummary(
         settings.index_dir,
         len(articles),
@@ -229,11 +246,28 @@ def _same_build(
     """Would a build write what the manifest already describes (same files, paths, settings)?"""
     docs = manifest.get("documents", {})
     return (
-        manifest.get("settings", {}).get("faiss_index") == settings.faiss_index
+        (manifest.get("milvus") or {}).get("uri") == milvus_uri(settings)
+        and manifest.get("settings", {}).get("faiss_index") == settings.faiss_index
         and list(docs) == [a.doc_id for a in articles]
         and all(docs[a.doc_id].get("source") == a.source for a in articles)
         and manifest.get("skipped") == [{"path": s.path, "reason": s.reason} for s in skipped]
     )
+
+
+def milvus_uri(settings: Settings) -> str | None:
+    """Where the Milvus backend writes (None for the embedded backend); a Milvus Lite file is made
+    absolute, so that a server started elsewhere finds it."""
+    if settings.backend == "embedded":
+        return None
+    if settings.backend != "milvus":
+        raise De06qaError(f"unknown backend {settings.backend!r}; use embedded or milvus")
+    if not settings.milvus_uri:
+        raise De06qaError(
+            "--backend milvus needs --milvus-uri URI (a file such as milvus.db for Milvus Lite, "
+            "or http://host:19530); or set DE06QA_MILVUS_URI"
+        )
+    uri = settings.milvus_uri
+    return str(Path(uri).resolve()) if uri.endswith(".db") else uri
 
 
 def _stack(rows: list[np.ndarray], dim: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from de06qa.backends.embedded import EmbeddedBackend
 from de06qa.config import Settings
 from de06qa.documents import Article, Chunk, Span
 from de06qa.embedding import Embedder
-from de06qa.errors import BadQuery, UnknownDocument
+from de06qa.errors import BadQuery, IndexIncompatible, UnknownDocument
 from de06qa.filters import SORTS, Filters
 from de06qa.indexing import model_info
 from de06qa.query import Query, analyse
@@ -154,7 +154,7 @@ class Searcher:
         self.models = models or load_models()
         self.view = _corpus_view(data)
         self._doc_list = list(data.articles.values())  # in the view's article numbering
-        self.backend: Backend = EmbeddedBackend(data.lexical, data.dense, self._doc_list, self.view.chunk_doc)
+        self.backend = _backend(settings, data, self._doc_list, self.view)
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder, models: Models | None = None) -> Searcher:
@@ -449,6 +449,24 @@ def _merged(parts: list[Chunk], articles: dict[str, Article]) -> Chunk:
         folded=tuple(f for c in parts for f in c.folded),
         sentences=tuple(sentences[k] for k in sorted(sentences)),
     )
+
+
+def _backend(settings: Settings, data: store.IndexData, docs: list[Article], view: CorpusView) -> Backend:
+    """The candidate retrieval the settings ask for, over this index."""
+    if settings.backend == "embedded":
+        return EmbeddedBackend(data.lexical, data.dense, docs, view.chunk_doc)
+    if settings.backend != "milvus":
+        raise BadQuery(f"unknown backend {settings.backend!r}; use embedded or milvus")
+    built = data.manifest.get("milvus")
+    if not built:
+        raise IndexIncompatible(
+            f"{settings.index_dir} was built without Milvus; build it with: de06qa index FOLDER "
+            f"--backend milvus --milvus-uri URI --index-dir {settings.index_dir}"
+        )
+    from de06qa.backends.milvus import MilvusBackend
+
+    # A replica may reach the same Milvus under another address than the build did.
+    return MilvusBackend(settings.milvus_uri or built["uri"], built["collection"], data.lexical)
 
 
 def _newest_first(passages: tuple[Passage, ...]) -> tuple[Passage, ...]:
