@@ -119,7 +119,7 @@ def build_index(
             report("read", len(articles), len(articles) + len(skipped))
         previous = None if rebuild else _previous(settings, embedder)
         old_docs = previous.manifest["documents"] if previous else {}
-        old_milvus = previous.manifest.get("milvus") if previous else None
+        old_milvus = _built_with_milvus(settings.index_dir)
         kept = {
             a.doc_id for a in articles if old_docs.get(a.doc_id, {}).get("content_hash") == a.content_hash
         }
@@ -252,6 +252,14 @@ def _same_build(
         and all(docs[a.doc_id].get("source") == a.source for a in articles)
         and manifest.get("skipped") == [{"path": s.path, "reason": s.reason} for s in skipped]
     )
+
+
+def _built_with_milvus(index_dir: Path) -> dict[str, str] | None:
+    """The Milvus collection the current index folder reads (even when a rebuild ignores the rest)."""
+    try:
+        return store.read_manifest(index_dir).get("milvus")
+    except De06qaError:
+        return None
 
 
 def milvus_uri(settings: Settings) -> str | None:

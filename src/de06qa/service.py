@@ -14,7 +14,7 @@ from typing import Any
 from de06qa import store
 from de06qa.config import Settings
 from de06qa.embedding import Embedder
-from de06qa.errors import De06qaError, IndexMissing
+from de06qa.errors import BackendUnavailable, De06qaError, IndexMissing
 from de06qa.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,9 @@ class Service:
     def _watch(self) -> None:
         while not self._stop.wait(self.settings.reload_poll_s):
             stamp = _stamp(self.settings)
-            if stamp is not None and stamp != self._stamp:
+            # A backend server (Milvus) that was down at start is tried again at every poll.
+            retry = self._searcher is None and isinstance(self._error, BackendUnavailable)
+            if stamp is not None and (stamp != self._stamp or retry):
                 try:
                     self.reload()
                     log.warning("de06qa: index changed on disk; now serving %s", self._loaded_at)
@@ -102,6 +104,10 @@ class Service:
         if s is None:
             reason = str(self._error or f"no index loaded from {self.settings.index_dir}")
             return {"status": "unavailable", "reason": reason, "index_dir": str(self.settings.index_dir)}
+        try:
+            s.backend.check()
+        except De06qaError as e:
+            return {"status": "unavailable", "reason": str(e), "index_dir": str(self.settings.index_dir)}
         m = s.data.manifest
         return {
             "status": "ok",

@@ -41,3 +41,7 @@ class Backend(Protocol):
     def idf(self, terms: tuple[str, ...]) -> dict[str, float]:
         """Inverse document frequency of folded terms over the chunks (0 for unknown terms)."""
         ...
+
+    def check(self) -> None:
+        """Raise BackendUnavailable when the backend cannot answer now (for /health)."""
+        ...

@@ -60,3 +60,6 @@ class EmbeddedBackend:
 
     def idf(self, terms: tuple[str, ...]) -> dict[str, float]:
         return self.lexical.idf("folded", terms)
+
+    def check(self) -> None:
+        """In this process: always available once loaded."""

@@ -232,5 +232,8 @@ class MilvusBackend:
     def idf(self, terms: tuple[str, ...]) -> dict[str, float]:
         return self._lexical.idf("folded", terms)
 
-    def close(self) -> None:
-        self._client.close()
+    def check(self) -> None:
+        try:
+            self._client.has_collection(self.collection)
+        except Exception as e:
+            raise BackendUnavailable(f"Milvus at {self.uri} does not answer ({_reason(e)})") from None
