@@ -244,3 +244,30 @@ def test_api_docs_are_served_from_the_package(client):
         for u in urls:
             if not u.endswith(".json"):
                 assert client.get(u).status_code == 200, u
+
+
+def test_backend_settings_errors_name_the_fix(tmp_path):
+    from de06qa.errors import De06qaError
+    from de06qa.indexing import milvus_uri
+
+    assert milvus_uri(Settings()) is None
+    with pytest.raises(De06qaError, match="--backend milvus needs --milvus-uri URI"):
+        milvus_uri(Settings(backend="milvus"))
+    with pytest.raises(De06qaError, match="unknown backend 'solr'; use embedded or milvus"):
+        milvus_uri(Settings(backend="solr"))
+    assert milvus_uri(Settings(backend="milvus", milvus_uri="x.db")) == str((Path.cwd() / "x.db").resolve())
+    assert (
+        milvus_uri(Settings(backend="milvus", milvus_uri="http://127.0.0.1:19530"))
+        == "http://127.0.0.1:19530"
+    )
+
+
+def test_filters_become_milvus_expressions():
+    from de06qa.backends.milvus import _expr
+    from de06qa.filters import parse_filters
+
+    assert _expr(None) == "" and _expr(parse_filters()) == ""
+    assert _expr(parse_filters(["Tuyên Quang"], "2024", "2024-06")) == (
+        'array_contains_any(provinces, ["Hà Giang", "Tuyên Quang"]) and date >= "2024-01-01" '
+        'and date != "" and date <= "2024-06-30"'
+    )

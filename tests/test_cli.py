@@ -95,73 +95,64 @@ def test_missing_index_without_seeds_names_the_fix(real_settings, tmp_path):
     assert r.returncode == 2 and "de06qa index" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_interactive_prompt_in_a_real_terminal(built):
-    pid, fd = pty.fork()
-    if pid == 0:  # child: the prompt, attached to a pseudo-terminal
-        os.execve(EXE, [EXE, "ask"], {**built, "TERM": "dumb", "COLUMNS": "100"})
-    seen = b""
+class Terminal:
+    """`de06qa ask` (the prompt) attached to a pseudo-terminal, as a person runs it."""
 
-    def read_until(token: bytes, timeout: float = 120) -> None:
-        nonlocal seen
+    def __init__(self, env: dict[str, str]) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # child: the prompt
+            os.execve(EXE, [EXE, "ask"], {**env, "TERM": "dumb", "COLUMNS": "100"})
+        self.seen = b""
+
+    def read(self, wait: float) -> None:
+        if select.select([self.fd], [], [], wait)[0]:
+            try:
+                self.seen += os.read(self.fd, 4096)
+            except OSError:
+                pass
+
+    def read_until(self, token: bytes, timeout: float = 120) -> None:
         end = time.time() + timeout
-        while token not in seen and time.time() < end:
-            r, _, _ = select.select([fd], [], [], 0.5)
-            if r:
-                try:
-                    seen += os.read(fd, 4096)
-                except OSError:
-                    break
-        assert token in seen, seen[-500:]
+        while token not in self.seen and time.time() < end:
+            self.read(0.2)
+        assert token in self.seen, self.seen[-500:]
 
-    read_until("câu hỏi> ".encode())
-    os.write(fd, "Hà Giang có bao nhiêu dịch vụ công toàn trình?\r".encode())
-    read_until(b"Answer: 665")
-    seen = b""
-    os.write(fd, "Chủ tịch UBND tỉnh Bến Tre là ai?\r".encode())
-    read_until("Trần Ngọc Tam".encode())
-    os.write(fd, b"exit\r")
-    _, status = os.waitpid(pid, 0)
-    assert os.WEXITSTATUS(status) == 0
+    def type(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def exit_status(self, timeout: float = 30) -> int:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                return os.WEXITSTATUS(status)
+            self.read(0.2)
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        raise AssertionError(f"the prompt is still running: {self.seen[-300:]!r}")
+
+
+def test_interactive_prompt_in_a_real_terminal(built):
+    t = Terminal(built)
+    t.read_until("câu hỏi> ".encode())
+    t.type("Hà Giang có bao nhiêu dịch vụ công toàn trình?\r")
+    t.read_until(b"Answer: 665")
+    t.seen = b""
+    t.type("Chủ tịch UBND tỉnh Bến Tre là ai?\r")
+    t.read_until("Trần Ngọc Tam".encode())
+    t.type("exit\r")
+    assert t.exit_status() == 0
 
 
 def test_ctrl_d_typed_while_an_answer_prints_ends_the_prompt_after_it(built):
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(EXE, [EXE, "ask"], {**built, "TERM": "dumb", "COLUMNS": "100"})
-    seen = b""
-
-    def read_until(token: bytes, timeout: float = 120) -> None:
-        nonlocal seen
-        end = time.time() + timeout
-        while token not in seen and time.time() < end:
-            if select.select([fd], [], [], 0.2)[0]:
-                try:
-                    seen += os.read(fd, 4096)
-                except OSError:
-                    break
-        assert token in seen, seen[-500:]
-
-    read_until("câu hỏi> ".encode())
-    os.write(fd, "Hà Giang có bao nhiêu dịch vụ công toàn trình?\r".encode())
+    t = Terminal(built)
+    t.read_until("câu hỏi> ".encode())
+    t.type("Hà Giang có bao nhiêu dịch vụ công toàn trình?\r")
     time.sleep(0.02)  # the question is being answered: the terminal is back in canonical mode
-    os.write(fd, b"\x04")
-    read_until(b"Answer: 665")
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if select.select([fd], [], [], 0.2)[0]:
-            try:
-                seen += os.read(fd, 4096)
-            except OSError:
-                pass
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise AssertionError(f"the prompt kept waiting after Ctrl-D: {seen[-300:]!r}")
-    assert os.WEXITSTATUS(status) == 0
-    assert seen.count("câu hỏi> ".encode()) <= 2
+    t.type("\x04")
+    t.read_until(b"Answer: 665")
+    assert t.exit_status() == 0
+    assert t.seen.count("câu hỏi> ".encode()) <= 2
 
 
 def _ask_json(env: dict[str, str], question: str) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,6 +16,23 @@ def _default_cache_dir() -> Path:
     # XDG-style user cache: the converted model is ~470 MB and must live outside the repository.
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "de06qa"
+
+
+# Environment variables and the Settings field each sets (DE06QA_MAX_ARTICLE_MB is read apart: it
+# can be wrong, and says so).
+_ENV: dict[str, tuple[str, Callable[[str], object]]] = {
+    "DE06QA_SEEDS_DIR": ("seeds_dir", Path),
+    "DE06QA_INDEX_DIR": ("index_dir", Path),
+    "DE06QA_CACHE_DIR": ("cache_dir", Path),
+    "DE06QA_MODEL": ("model", str),
+    "DE06QA_RUNTIME": ("runtime", str),
+    "DE06QA_PRECISION": ("precision", str),
+    "DE06QA_THREADS": ("threads", lambda v: int(v) if v.isdigit() else 0),
+    "DE06QA_BACKEND": ("backend", str),
+    "DE06QA_MILVUS_URI": ("milvus_uri", str),
+    "DE06QA_COLLECTION": ("collection", str),
+    "DE06QA_FAISS_INDEX": ("faiss_index", str),
+}
 
 
 @dataclass(frozen=True)
@@ -56,29 +74,9 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         s = cls()
-        updates: dict[str, object] = {}
-        if v := env.get("DE06QA_SEEDS_DIR"):
-            updates["seeds_dir"] = Path(v)
-        if v := env.get("DE06QA_INDEX_DIR"):
-            updates["index_dir"] = Path(v)
-        if v := env.get("DE06QA_CACHE_DIR"):
-            updates["cache_dir"] = Path(v)
-        if v := env.get("DE06QA_MODEL"):
-            updates["model"] = v
-        if v := env.get("DE06QA_RUNTIME"):
-            updates["runtime"] = v
-        if v := env.get("DE06QA_PRECISION"):
-            updates["precision"] = v
-        if v := env.get("DE06QA_THREADS"):
-            updates["threads"] = int(v) if v.isdigit() else 0
-        if v := env.get("DE06QA_BACKEND"):
-            updates["backend"] = v
-        if v := env.get("DE06QA_MILVUS_URI"):
-            updates["milvus_uri"] = v
-        if v := env.get("DE06QA_COLLECTION"):
-            updates["collection"] = v
-        if v := env.get("DE06QA_FAISS_INDEX"):
-            updates["faiss_index"] = v
+        updates: dict[str, object] = {
+            field: convert(env[name]) for name, (field, convert) in _ENV.items() if env.get(name)
+        }
         if v := env.get("DE06QA_MAX_ARTICLE_MB"):
             try:
                 updates["max_article_bytes"] = int(float(v) * 1e6)

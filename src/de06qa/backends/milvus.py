@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,8 @@ BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 # Our tokens are already made (underthesea words, folded syllables and pairs): split on spaces only.
 ANALYZER = {"tokenizer": "whitespace"}
 INSERT_BATCH = 2000
+# Searches of one question run side by side (pymilvus's client is safe to share between threads).
+_POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="de06qa-milvus")
 MAX_TEXT = 65_535
 
 
@@ -54,7 +57,7 @@ def _reason(e: Exception) -> str:
     return " ".join(str(getattr(e, "message", None) or e).split())[:200]
 
 
-def _chunk_schema(client: Any, dim: int) -> tuple[Any, Any]:
+def _chunk_schema(client: Any, dim: int, dense_index: str) -> tuple[Any, Any]:
     from pymilvus import DataType, Function, FunctionType
 
     s = client.create_schema(auto_id=False)
@@ -82,8 +85,9 @@ def _chunk_schema(client: Any, dim: int) -> tuple[Any, Any]:
     idx = client.prepare_index_params()
     for field in ("words_bm25", "folded_bm25"):
         idx.add_index(field, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
-    # Milvus Lite takes FLAT / IVF_FLAT / AUTOINDEX only; a server builds HNSW.
-    idx.add_index("vector", index_type="AUTOINDEX", metric_type="IP")
+    # Milvus Lite takes FLAT / IVF_FLAT / AUTOINDEX only; on a server AUTOINDEX is HNSW.
+    params = {"nlist": 1024} if dense_index == "IVF_FLAT" else {}
+    idx.add_index("vector", index_type=dense_index, metric_type="IP", params=params)
     return s, idx
 
 
@@ -102,12 +106,13 @@ def write_collection(
     vectors: np.ndarray,
     provinces: list[tuple[str, ...]],
     dates: list[str | None],
+    dense_index: str = "AUTOINDEX",
 ) -> str:
     """Write a new collection, row i = chunk i of the index folder; returns its name."""
     client = _client(uri)
     try:
         new = f"{name}_{time.strftime('%Y%m%d%H%M%S')}{time.perf_counter_ns() % 1_000_000:06d}"
-        schema, index = _chunk_schema(client, int(vectors.shape[1]))
+        schema, index = _chunk_schema(client, int(vectors.shape[1]), dense_index)
         client.create_collection(new, schema=schema, index_params=index)
         for lo in range(0, len(words), INSERT_BATCH):
             hi = min(lo + INSERT_BATCH, len(words))
@@ -198,15 +203,15 @@ class MilvusBackend:
 
     def candidates(self, query: Query, depth: int, filters: Filters | None = None) -> Candidates:
         expr = _expr(filters)
-        folded_q = " ".join(query.folded_terms)
-        words_q = " ".join(query.words) if query.accented else ""
-        scores: dict[str, dict[int, float]] = {
-            "folded": self._search("folded_bm25", folded_q, depth, expr) if folded_q else {},
-            "words": self._search("words_bm25", words_q, depth, expr) if words_q else {},
-            "dense": {}
-            if query.vector is None
-            else self._search("vector", query.vector.tolist(), depth, expr),
+        vector = None if query.vector is None else query.vector.tolist()
+        asked = {
+            "folded": ("folded_bm25", " ".join(query.folded_terms)),
+            "words": ("words_bm25", " ".join(query.words) if query.accented else ""),
+            "dense": ("vector", vector),
         }
+        # The three searches are independent round trips to the server: run them side by side.
+        futures = {k: _POOL.submit(self._search, f, d, depth, expr) for k, (f, d) in asked.items() if d}
+        scores: dict[str, dict[int, float]] = {k: futures[k].result() if k in futures else {} for k in asked}
         # Lexical top: by the sum of both fields, as the embedded backend picks it.
         lex = {
             r: scores["folded"].get(r, 0.0) + scores["words"].get(r, 0.0)
@@ -215,11 +220,13 @@ class MilvusBackend:
         lex_top = sorted(lex, key=lambda r: -lex[r])[:depth]
         rows = np.array(sorted({*lex_top, *scores["dense"]}), dtype=np.int64)
         # Scores the first searches did not return: the same searches, restricted to those rows.
-        for key, field, data in (("folded", "folded_bm25", folded_q), ("words", "words_bm25", words_q),
-                                 ("dense", "vector", None if query.vector is None else query.vector.tolist())):  # fmt: skip
+        more = {}
+        for key, (field, data) in asked.items():
             missing = [int(r) for r in rows if int(r) not in scores[key]]
             if missing and data:
-                scores[key].update(self._search(field, data, len(missing), f"row in {missing}"))
+                more[key] = _POOL.submit(self._search, field, data, len(missing), f"row in {missing}")
+        for key, future in more.items():
+            scores[key].update(future.result())
 
         def column(key: str, scale: float = 1.0) -> np.ndarray:
             return np.array([scores[key].get(int(r), 0.0) * scale for r in rows], dtype=np.float32)
