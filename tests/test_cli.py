@@ -248,3 +248,37 @@ def test_build_killed_mid_embedding_keeps_the_old_index(real_settings, real_sear
 def test_python_dash_m_runs_the_same_command():
     r = subprocess.run([sys.executable, "-m", "de06qa", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "ask" in r.stdout and "index" in r.stdout
+
+
+def test_index_dir_without_an_index_is_an_error_not_a_build(built, tmp_path):
+    typo = tmp_path / "indx"
+    r = subprocess.run(
+        [EXE, "ask", "x", "--index-dir", str(typo)], env=built, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert (
+        r.stderr.strip()
+        == f"error: no index in {typo}; build one with: de06qa index FOLDER --index-dir {typo}"
+    )
+    assert not typo.exists()  # the seeds were not quietly built there
+
+
+def test_build_output_counts_what_it_counts(built, tmp_path):
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "a.txt").write_text(
+        "Bến Tre: tin mới\nBến Tre có 157 xã kết nối dữ liệu dân cư.", encoding="utf-8"
+    )
+    r = subprocess.run([EXE, "index", str(one), "--index-dir", str(tmp_path / "i")], env=built,
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "Read 1 of 1 file\n" in r.stderr and "Indexed 1 document (" in r.stderr
+    assert "passages and sentences (100%)" in r.stderr and " 1 passage (" in r.stderr
+
+
+def test_help_shows_flags_as_flags_without_padding():
+    r = subprocess.run([EXE, "ask", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0
+    assert "<bool>" not in r.stdout and "--json " in r.stdout and "--province NAME" in r.stdout
+    assert "(env DE06QA_INDEX_DIR; default" in " ".join(r.stdout.split())  # not eaten as markup
+    assert not [line for line in r.stdout.splitlines() if line.endswith(" ")]
