@@ -21,7 +21,7 @@ from de06qa.documents import Article, Chunk, Span
 from de06qa.embedding import Embedder
 from de06qa.errors import BadQuery, IndexIncompatible, UnknownDocument
 from de06qa.filters import SORTS, Filters
-from de06qa.indexing import model_info
+from de06qa.indexing import milvus_uri, model_info
 from de06qa.query import Query, analyse
 from de06qa.ranking import (
     CONFIDENCE_FEATURES,
@@ -466,7 +466,8 @@ def _backend(settings: Settings, data: store.IndexData, docs: list[Article], vie
     from de06qa.backends.milvus import MilvusBackend
 
     # A replica may reach the same Milvus under another address than the build did.
-    return MilvusBackend(settings.milvus_uri or built["uri"], built["collection"], data.lexical)
+    uri = milvus_uri(settings) if settings.milvus_uri else built["uri"]
+    return MilvusBackend(uri or built["uri"], built["collection"], data.lexical)
 
 
 def _newest_first(passages: tuple[Passage, ...]) -> tuple[Passage, ...]:

@@ -28,8 +28,6 @@ from de06qa.filters import Filters
 from de06qa.lexical import LexicalIndex
 from de06qa.query import Query
 
-logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
-
 # bm25s's defaults (Lucene's BM25), so that Milvus scores what the ranker was fitted on.
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 # Our tokens are already made (underthesea words, folded syllables and pairs): split on spaces only.
@@ -45,6 +43,9 @@ def _client(uri: str) -> Any:
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     try:
         from pymilvus import MilvusClient
+        # pymilvus sets up its own logging on import and logs every failed call at ERROR; the
+        # user gets our one line instead.
+        logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     except ImportError:
         raise BackendUnavailable("the Milvus backend needs pymilvus: pip install 'de06qa[milvus]'") from None
     try:
@@ -57,7 +58,7 @@ def _reason(e: Exception) -> str:
     return " ".join(str(getattr(e, "message", None) or e).split())[:200]
 
 
-def _chunk_schema(client: Any, dim: int, dense_index: str) -> tuple[Any, Any]:
+def _chunk_schema(client: Any, dim: int, dense_index: str, array_index: bool = True) -> tuple[Any, Any]:
     from pymilvus import DataType, Function, FunctionType
 
     s = client.create_schema(auto_id=False)
@@ -88,6 +89,11 @@ def _chunk_schema(client: Any, dim: int, dense_index: str) -> tuple[Any, Any]:
     # Milvus Lite takes FLAT / IVF_FLAT / AUTOINDEX only; on a server AUTOINDEX is HNSW.
     params = {"nlist": 1024} if dense_index == "IVF_FLAT" else {}
     idx.add_index("vector", index_type=dense_index, metric_type="IP", params=params)
+    # Filters read these: without an index, array_contains_any scans every row's array (Milvus Lite
+    # indexes no ARRAY field; a server does).
+    idx.add_index("date", index_type="INVERTED")
+    if array_index:
+        idx.add_index("provinces", index_type="INVERTED")
     return s, idx
 
 
@@ -112,8 +118,14 @@ def write_collection(
     client = _client(uri)
     try:
         new = f"{name}_{time.strftime('%Y%m%d%H%M%S')}{time.perf_counter_ns() % 1_000_000:06d}"
-        schema, index = _chunk_schema(client, int(vectors.shape[1]), dense_index)
-        client.create_collection(new, schema=schema, index_params=index)
+        try:
+            schema, index = _chunk_schema(client, int(vectors.shape[1]), dense_index)
+            client.create_collection(new, schema=schema, index_params=index)
+        except Exception:  # Milvus Lite: "invalid parameter" for the index on the ARRAY field
+            if client.has_collection(new):
+                client.drop_collection(new)
+            schema, index = _chunk_schema(client, int(vectors.shape[1]), dense_index, array_index=False)
+            client.create_collection(new, schema=schema, index_params=index)
         for lo in range(0, len(words), INSERT_BATCH):
             hi = min(lo + INSERT_BATCH, len(words))
             client.insert(
