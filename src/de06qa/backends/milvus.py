@@ -43,6 +43,7 @@ def _client(uri: str) -> Any:
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     try:
         from pymilvus import MilvusClient
+
         # pymilvus sets up its own logging on import and logs every failed call at ERROR; the
         # user gets our one line instead.
         logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
@@ -213,6 +214,15 @@ class MilvusBackend:
             raise BackendUnavailable(f"Milvus at {self.uri} failed to search ({_reason(e)})") from None
         return {int(h["id"]): float(h["distance"]) for h in hits[0]}
 
+    def _cosines(self, rows: list[int], vector: np.ndarray) -> dict[int, float]:
+        try:
+            got = self._client.query(
+                self.collection, filter=f"row in {rows}", output_fields=["row", "vector"]
+            )
+        except Exception as e:
+            raise BackendUnavailable(f"Milvus at {self.uri} failed to read vectors ({_reason(e)})") from None
+        return {int(g["row"]): float(np.dot(np.asarray(g["vector"], np.float32), vector)) for g in got}
+
     def candidates(self, query: Query, depth: int, filters: Filters | None = None) -> Candidates:
         expr = _expr(filters)
         vector = None if query.vector is None else query.vector.tolist()
@@ -231,11 +241,15 @@ class MilvusBackend:
         }
         lex_top = sorted(lex, key=lambda r: -lex[r])[:depth]
         rows = np.array(sorted({*lex_top, *scores["dense"]}), dtype=np.int64)
-        # Scores the first searches did not return: the same searches, restricted to those rows.
+        # Scores the first searches did not return: BM25 by the same search restricted to those
+        # rows (exact on the inverted index); cosine from the stored vectors (an approximate
+        # vector index could miss a row even when asked for it).
         more = {}
         for key, (field, data) in asked.items():
             missing = [int(r) for r in rows if int(r) not in scores[key]]
-            if missing and data:
+            if missing and data and key == "dense":
+                more[key] = _POOL.submit(self._cosines, missing, np.asarray(data, np.float32))
+            elif missing and data:
                 more[key] = _POOL.submit(self._search, field, data, len(missing), f"row in {missing}")
         for key, future in more.items():
             scores[key].update(future.result())
