@@ -154,6 +154,7 @@ class Searcher:
         self.models = models or load_models()
         self.view = _corpus_view(data)
         self._doc_list = list(data.articles.values())  # in the view's article numbering
+        self._undated = sum(a.date is None for a in self._doc_list)  # what a date filter leaves out
         self.backend = _backend(settings, data, self._doc_list, self.view)
 
     @classmethod
@@ -230,7 +231,7 @@ class Searcher:
     def _search_one(self, q: Query, k: int, mode: str, filters: Filters, sort: str) -> SearchResult:
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        undated = sum(a.date is None for a in self._doc_list) if filters.dated else 0
+        undated = self._undated if filters.dated else 0
         if not self.data.chunks:
             return SearchResult(q.text, False, 0.0, None, (), {"total": 0.0}, filters, sort, {}, undated)
         r = self.rank(q, filters)

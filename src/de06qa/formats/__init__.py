@@ -6,6 +6,7 @@ they return the same way whatever the format, so every offset points into the sa
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,45 +26,16 @@ class Extracted:
     date: str | None = None  # ISO yyyy-mm-dd
 
 
-def _plain(data: bytes) -> Extracted:
-    from de06qa.formats.plain import extract
-
-    return extract(data)
-
-
-def _markdown(data: bytes) -> Extracted:
-    from de06qa.formats.plain import extract_markdown
-
-    return extract_markdown(data)
-
-
-def _html(data: bytes) -> Extracted:
-    from de06qa.formats.html import extract
-
-    return extract(data)
-
-
-def _pdf(data: bytes) -> Extracted:
-    from de06qa.formats.pdf import extract
-
-    return extract(data)
-
-
-def _docx(data: bytes) -> Extracted:
-    from de06qa.formats.docx import extract
-
-    return extract(data)
-
-
-# The parsing libraries are imported on first use of their format: indexing .txt files (and
-# answering questions) never loads trafilatura, pypdf or python-docx.
-READERS: dict[str, Callable[[bytes], Extracted]] = {
-    ".txt": _plain,
-    ".md": _markdown,
-    ".html": _html,
-    ".htm": _html,
-    ".pdf": _pdf,
-    ".docx": _docx,
+# Suffix -> (module of this package, its function). The parsing libraries are imported on first
+# use of their format: indexing .txt files (and answering questions) never loads trafilatura,
+# pypdf or python-docx.
+READERS: dict[str, tuple[str, str]] = {
+    ".txt": ("plain", "extract"),
+    ".md": ("plain", "extract_markdown"),
+    ".html": ("html", "extract"),
+    ".htm": ("html", "extract"),
+    ".pdf": ("pdf", "extract"),
+    ".docx": ("docx", "extract"),
 }
 # Formats people often have that we do not read, with what to do instead.
 UNSUPPORTED: dict[str, str] = {
@@ -90,4 +62,8 @@ def supported() -> str:
 
 def extract(suffix: str, data: bytes) -> Extracted:
     """The text of a file of a supported format (`suffix` lower-case, with its dot)."""
-    return READERS[suffix](data)
+    module, function = READERS[suffix]
+    reader: Callable[[bytes], Extracted] = getattr(
+        importlib.import_module(f"de06qa.formats.{module}"), function
+    )
+    return reader(data)
