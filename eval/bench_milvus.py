@@ -80,6 +80,7 @@ def main() -> None:
         default="AUTOINDEX",
         help="Milvus index of the vectors (Lite: AUTOINDEX, FLAT, IVF_FLAT)",
     )
+    ap.add_argument("--reuse", action="store_true", help="search the newest bench collection at --uri (no insert)")
     args = ap.parse_args()
 
     from de06qa.backends.milvus import MilvusBackend, write_collection
@@ -105,11 +106,19 @@ def main() -> None:
     dates = [f"{2019 + i % 7}-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(len(articles))]
     idx = [i % len(base) for i in range(n)]
     t = time.perf_counter()
-    collection = write_collection(
-        args.uri, "bench", [words[i] for i in idx], [folded[i] for i in idx], vectors,
-        [provinces[owner[i]] for i in idx], [dates[owner[i]] for i in idx], dense_index=args.dense_index,
-    )  # fmt: skip
-    print(f"insert + flush + load of {n:,} passages: {time.perf_counter() - t:.0f} s", flush=True)
+    if args.reuse:
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(args.uri)
+        collection = max(c for c in client.list_collections() if c.startswith("bench_"))
+        client.load_collection(collection)
+        print(f"reusing {collection} (loaded in {time.perf_counter() - t:.0f} s)", flush=True)
+    else:
+        collection = write_collection(
+            args.uri, "bench", [words[i] for i in idx], [folded[i] for i in idx], vectors,
+            [provinces[owner[i]] for i in idx], [dates[owner[i]] for i in idx], dense_index=args.dense_index,
+        )  # fmt: skip
+        print(f"insert + flush + load of {n:,} passages: {time.perf_counter() - t:.0f} s", flush=True)
 
     backend = MilvusBackend(args.uri, collection, None)  # type: ignore[arg-type]  # idf is not measured
     squad = json.loads(

@@ -242,18 +242,20 @@ class MilvusBackend:
         }
         lex_top = sorted(lex, key=lambda r: -lex[r])[:depth]
         rows = np.array(sorted({*lex_top, *scores["dense"]}), dtype=np.int64)
-        # Scores the first searches did not return: BM25 by the same search restricted to those
-        # rows (exact on the inverted index); cosine from the stored vectors (an approximate
-        # vector index could miss a row even when asked for it).
+        # Scores the first searches did not return: the same searches restricted to those rows.
         more = {}
         for key, (field, data) in asked.items():
             missing = [int(r) for r in rows if int(r) not in scores[key]]
-            if missing and data and key == "dense":
-                more[key] = _POOL.submit(self._cosines, missing, np.asarray(data, np.float32))
-            elif missing and data:
+            if missing and data:
                 more[key] = _POOL.submit(self._search, field, data, len(missing), f"row in {missing}")
         for key, future in more.items():
             scores[key].update(future.result())
+        # An approximate vector index (IVF) can miss a row even when asked for it: those few
+        # cosines come from the stored vectors (reading vectors is slow on Milvus Lite, so only
+        # for what the search did not give).
+        missing = [int(r) for r in rows if int(r) not in scores["dense"]]
+        if missing and vector is not None:
+            scores["dense"].update(self._cosines(missing, np.asarray(vector, np.float32)))
 
         def column(key: str, scale: float = 1.0) -> np.ndarray:
             return np.array([scores[key].get(int(r), 0.0) * scale for r in rows], dtype=np.float32)
