@@ -9,7 +9,7 @@ import select
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.text import Text
 
 from de06qa.config import Settings
 from de06qa.errors import De06qaError
+
+if TYPE_CHECKING:
+    from de06qa.filters import Filters
 
 app = typer.Typer(
     add_completion=False,
@@ -86,7 +89,7 @@ SortOpt = Annotated[
 ]
 
 
-def _filters(province: list[str] | None, since: str | None, until: str | None):  # type: ignore[no-untyped-def]
+def _filters(province: list[str] | None, since: str | None, until: str | None) -> Filters:
     from de06qa.errors import BadQuery
     from de06qa.filters import empty_range, parse_filters
 

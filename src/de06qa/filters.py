@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 from de06qa.documents import Article
 from de06qa.errors import BadQuery
@@ -35,7 +36,7 @@ class Filters:
     def dated(self) -> bool:
         return bool(self.since or self.until)
 
-    @property
+    @cached_property  # read once per article when a filter's rows are computed
     def covered(self) -> frozenset[str]:
         """Pre-2025 provinces the province filter accepts (a merged name stands for its family)."""
         return frozenset(p for name in self.provinces for p in covered_by(name))

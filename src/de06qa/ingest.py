@@ -220,8 +220,8 @@ def _files(folder: Path) -> list[Path]:
     """Every file under `folder`, recursively, sorted; hidden files and folders are left out."""
     found: list[Path] = []
     for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(root) / n for n in sorted(names) if not n.startswith("."))
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(root) / n for n in names if not n.startswith("."))
     return sorted(found, key=lambda p: p.relative_to(folder).parts)
 
 
