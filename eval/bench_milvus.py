@@ -1,20 +1,25 @@
-"""The Milvus backend at scale: insert/index time and hybrid candidate search latency, with and
-without filters, on up to 1M passages of real Vietnamese news text.
+"""The Milvus backend at scale: insert/index time, hybrid candidate search and whole-search
+latency with and without filters, and the memory of a serving replica, on up to 1M passages of
+real Vietnamese news text.
 
-    .venv/bin/python eval/bench_milvus.py [--passages 1000000] [--uri /tmp/bench-milvus.db] [--runs 100]
+    .venv/bin/python eval/bench_milvus.py [--passages 1000000] [--db /tmp/bench-milvus.db] [--runs 100]
 
 Passages: the articles of ../shared/eval-data/vietnews_val.jsonl.gz cut into ~450-character
-windows of whole sentences (repeated when more are asked for than the text gives). Both BM25 fields
-hold real tokens: the folded field exactly as de06qa indexes it (folded syllables and pairs); the
+windows of whole sentences (repeated when more are asked for than the text gives), stored as de06qa
+stores them (MilvusIndex: text, offsets, sentence spans and vectors, article metadata, both BM25
+fields, term statistics). The folded field is exactly de06qa's (folded syllables and pairs); the
 words field holds the lower-cased syllables (underthesea's word segmentation of a million passages
 would take hours here and changes only which tokens are joined). Vectors are cheap synthetic ones
 (random, normalised; the question's too): latency does not depend on their meaning. Provinces come
 from each article's text (the gazetteer), dates are spread over 2019-2025.
 
-Measured: insert + flush + index load time, and MilvusBackend.candidates (top 100 by BM25 of each
-field and by inner product, then every candidate's three scores) p50/p95, question embedding
-excluded; with a province filter and with a date range. Beside it: FAISS flat over the same
-vectors in this process (the embedded backend's dense search) and the memory it takes.
+A Milvus Lite server on 127.0.0.1 holds the data (one process; the clients reach it by HTTP).
+Measured: insert + flush + load time; MilvusBackend.candidates (top 100 by BM25 of each field and
+by inner product, every candidate's three scores, and the candidates' rows fetched for ranking)
+p50/p95, question embedding excluded, with a province filter and a date range; Searcher.search
+(candidates + ranking + answer) p50/p95 the same way; a `de06qa serve --backend milvus` replica
+answering real questions (its own ONNX model): RSS before and after 200 questions. Beside it:
+FAISS flat over the same vectors in this process and the memory it takes.
 """
 
 from __future__ import annotations
@@ -70,85 +75,223 @@ def rss_mb(pid: int | str = "self") -> float:
     return float("nan")
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write(
+    uri: str,
+    n: int,
+    base: list[str],
+    owner: list[int],
+    articles: list[str],
+    provinces: list,
+    dates: list,
+    dense_index: str,
+) -> None:  # type: ignore[type-arg]
+    """Write an index named "bench" as `de06qa index --backend milvus` would, in batches."""
+    from collections import Counter
+
+    from de06qa import store
+    from de06qa.backends.milvus import ChunkRow, MilvusIndex
+    from de06qa.config import DEFAULT_MODEL
+    from de06qa.documents import Article, Chunk, Span
+    from de06qa.text import SEGMENTER, folded_terms
+
+    dim = 384
+    rng = np.random.default_rng(1)
+    docs = [
+        Article(
+            f"news/{i}",
+            f"news/{i}.txt",
+            a.split("\n", 1)[0][:200],
+            a,
+            dates[i],
+            tuple(provinces[i]),
+            content_hash=str(i),
+        )
+        for i, a in enumerate(articles)
+    ]
+    # offsets of each base passage in its article (the windows were cut from it in order)
+    pieces = []
+    cursor: dict[int, int] = {}
+    for text, o in zip(base, owner):
+        sents = [s for s in _SENT.split(text) if s]
+        pieces.append((sents, cursor.get(o, 0)))
+        cursor[o] = cursor.get(o, 0) + len(text) + 1
+    index = MilvusIndex(uri, "bench")
+    gen = index.new_generation(dim, dense_index)
+    df: Counter[str] = Counter()
+    written_docs: set[int] = set()
+    batch = 20_000
+    for lo in range(0, n, batch):
+        rows = []
+        for i in range(lo, min(lo + batch, n)):
+            b = i % len(base)
+            sents, start = pieces[b]
+            spans, at = [], start
+            for s in sents:
+                spans.append(Span(at, at + len(s), s))
+                at += len(s) + 1
+            text = base[b]
+            folded = folded_terms(text)
+            if i < len(base):
+                df.update(set(folded))
+            chunk = Chunk(f"news/{owner[b]}#{i}", f"news/{owner[b]}", start, start + len(text), text,
+                          tuple(re.findall(r"\w+", text.lower())), tuple(folded), tuple(spans))  # fmt: skip
+            vec = rng.normal(size=(1 + len(spans), dim)).astype(np.float32)
+            vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+            rows.append(ChunkRow(chunk, docs[owner[b]], list(chunk.words), folded, vec[0], vec[1:], 0.5))
+        fresh = sorted({owner[r % len(base)] for r in range(lo, min(lo + batch, n))} - written_docs)
+        written_docs.update(fresh)
+        index.write(gen, rows, [docs[d] for d in fresh])
+        print(f"  written {min(lo + batch, n):,}/{n:,}", flush=True)
+    reps = n / len(base)
+    index.add_terms(gen, Counter({t: max(1, round(c * reps)) for t, c in df.items()}))
+    manifest = {
+        "format_version": store.FORMAT_VERSION, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "model": {"model": DEFAULT_MODEL, "profile": "e5", "dim": dim, "segmenter": SEGMENTER, "runtime": "onnx-fp32"},
+        "settings": {"chunk_chars": 450, "chunk_overlap": 1, "faiss_index": "flat"},
+        "counts": {"documents": len(docs), "chunks": n, "sentences": 0},
+        "stats": {"provinces": sorted({p for ps in provinces for p in ps}), "undated": 0},
+    }  # fmt: skip
+    index.publish(gen, manifest)
+    index.retire({gen})
+    index.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--passages", type=int, default=1_000_000)
-    ap.add_argument("--uri", default="/tmp/bench-milvus.db")
+    ap.add_argument(
+        "--db", default="/tmp/bench-milvus.db", help="Milvus Lite data file (served on 127.0.0.1)"
+    )
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument(
         "--dense-index",
         default="AUTOINDEX",
         help="Milvus index of the vectors (Lite: AUTOINDEX, FLAT, IVF_FLAT)",
     )
-    ap.add_argument("--reuse", action="store_true", help="search the newest bench collection at --uri (no insert)")
+    ap.add_argument("--reuse", action="store_true", help="search the index already at --db (no insert)")
     args = ap.parse_args()
 
-    from de06qa.backends.milvus import MilvusBackend, write_collection
+    from milvus_lite.server import Server
+
+    from de06qa.backends.milvus import MilvusBackend
+    from de06qa.config import DEFAULT_MODEL, Settings
+    from de06qa.embedding import E5
     from de06qa.filters import parse_filters
     from de06qa.ingest import article_provinces
     from de06qa.query import analyse
-    from de06qa.text import fold, folded_terms
+    from de06qa.search import Searcher
 
-    t = time.perf_counter()
-    base, owner, articles = passages(args.passages)
-    provinces = [article_provinces(a) for a in articles]
-    reps = -(-args.passages // len(base))
-    n = min(args.passages, len(base) * reps)
-    print(f"# de06qa milvus bench  cores={os.cpu_count()} passages={n:,} (from {len(base):,} real ones, "
-          f"{len(articles):,} articles) uri={args.uri} dense index={args.dense_index}", flush=True)  # fmt: skip
-    folded = [folded_terms(x) for x in base]
-    words = [re.findall(r"\w+", x.lower()) for x in base]
-    print(f"tokens for {len(base):,} passages: {time.perf_counter() - t:.1f} s", flush=True)
-    rng = np.random.default_rng(0)
-    dim = 384
-    vectors = rng.normal(size=(n, dim)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    dates = [f"{2019 + i % 7}-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(len(articles))]
-    idx = [i % len(base) for i in range(n)]
-    t = time.perf_counter()
-    if args.reuse:
-        from pymilvus import MilvusClient
+    port = free_port()
+    server = Server(args.db, address=f"127.0.0.1:{port}")
+    assert server.start()
+    uri = f"http://127.0.0.1:{port}"
+    time.sleep(3)
+    try:
+        t = time.perf_counter()
+        base, owner, articles = passages(args.passages)
+        provinces = [article_provinces(a) for a in articles]
+        n = args.passages
+        print(f"# de06qa milvus bench  cores={os.cpu_count()} passages={n:,} (from {len(base):,} real ones, "
+              f"{len(articles):,} articles) db={args.db} dense index={args.dense_index}", flush=True)  # fmt: skip
+        dates = [f"{2019 + i % 7}-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(len(articles))]
+        t = time.perf_counter()
+        if not args.reuse:
+            write(uri, n, base, owner, articles, provinces, dates, args.dense_index)
+            print(f"insert + flush + load of {n:,} passages: {time.perf_counter() - t:.0f} s", flush=True)
+        backend = MilvusBackend(uri, "bench")
+        print(
+            f"opened (loaded) in {time.perf_counter() - t:.0f} s; Lite server RSS {rss_mb(server._p.pid) if hasattr(server, '_p') else float('nan'):.0f} MB",
+            flush=True,
+        )
+        dim = 384
+        rng = np.random.default_rng(0)
+        squad = json.loads(
+            (ROOT.parent / "shared" / "eval-data" / "vinewsqa_dev.json").read_text(encoding="utf-8")
+        )
+        questions = [q["question"] for doc in squad["data"] for p in doc["paragraphs"] for q in p["qas"]]
+        asked = questions[: args.runs]
+        qvecs = rng.normal(size=(len(asked), dim)).astype(np.float32)
+        qvecs /= np.linalg.norm(qvecs, axis=1, keepdims=True)
+        queries = [analyse(q, qvecs[i]) for i, q in enumerate(asked)]
 
-        client = MilvusClient(args.uri)
-        collection = max(c for c in client.list_collections() if c.startswith("bench_"))
-        client.load_collection(collection)
-        print(f"reusing {collection} (loaded in {time.perf_counter() - t:.0f} s)", flush=True)
-    else:
-        collection = write_collection(
-            args.uri, "bench", [words[i] for i in idx], [folded[i] for i in idx], vectors,
-            [provinces[owner[i]] for i in idx], [dates[owner[i]] for i in idx], dense_index=args.dense_index,
-        )  # fmt: skip
-        print(f"insert + flush + load of {n:,} passages: {time.perf_counter() - t:.0f} s", flush=True)
+        class Vectors:
+            """The question vectors above, in the place of the model (embedding is not measured)."""
 
-    backend = MilvusBackend(args.uri, collection, None)  # type: ignore[arg-type]  # idf is not measured
-    squad = json.loads(
-        (ROOT.parent / "shared" / "eval-data" / "vinewsqa_dev.json").read_text(encoding="utf-8")
-    )
-    questions = [q["question"] for doc in squad["data"] for p in doc["paragraphs"] for q in p["qas"]][
-        : args.runs
-    ]
-    qvecs = rng.normal(size=(len(questions), dim)).astype(np.float32)
-    qvecs /= np.linalg.norm(qvecs, axis=1, keepdims=True)
-    queries = [analyse(q, qvecs[i]) for i, q in enumerate(questions)]
-    top_province = max(set(p for ps in provinces for p in ps), key=lambda p: sum(p in ps for ps in provinces))
-    for label, f in (
-        ("no filter", None),
-        (f"province={top_province}", parse_filters([top_province])),
-        ("since=2024-01-01", parse_filters((), "2024-01-01")),
-    ):
-        backend.candidates(queries[0], 100, f)
-        xs = []
-        for q in queries:
-            t = time.perf_counter()
-            backend.candidates(q, 100, f)
-            xs.append((time.perf_counter() - t) * 1000)
-        print(f"hybrid candidates, {label:24s} (ms) {stats(xs)}", flush=True)
-    print(
-        f"this process (client) RSS {rss_mb():.0f} MB; folded terms of a question e.g. {fold(questions[0])!r}"
-    )
+            model_id, profile, runtime, dim = DEFAULT_MODEL, E5, "onnx-fp32", 384
+
+            def embed_queries(self, texts: list[str]) -> np.ndarray:
+                return qvecs[[asked.index(t) for t in texts]]
+
+        searcher = Searcher(backend, Vectors(), Settings(backend="milvus"))  # type: ignore[arg-type]
+        top_province = max(
+            set(p for ps in provinces for p in ps), key=lambda p: sum(p in ps for ps in provinces)
+        )
+        for label, f in (
+            ("no filter", None),
+            (f"province={top_province}", parse_filters([top_province])),
+            ("since=2024-01-01", parse_filters((), "2024-01-01")),
+        ):
+            backend.candidates(queries[0], 100, f)
+            xs, ys = [], []
+            for q in queries:
+                t = time.perf_counter()
+                backend.candidates(q, 100, f)
+                xs.append((time.perf_counter() - t) * 1000)
+            for q in asked:
+                t = time.perf_counter()
+                searcher.search(q, 5, filters=f)
+                ys.append((time.perf_counter() - t) * 1000)
+            print(f"hybrid candidates, {label:24s} (ms) {stats(xs)}", flush=True)
+            print(f"whole search,      {label:24s} (ms) {stats(ys)}", flush=True)
+
+        # A serving replica: its own process, the real model, real questions over HTTP.
+        import subprocess
+        import urllib.request
+        from urllib.parse import quote
+
+        sport = free_port()
+        exe = str(Path(sys.executable).with_name("de06qa"))
+        env = {
+            **os.environ,
+            "DE06QA_BACKEND": "milvus",
+            "DE06QA_MILVUS_URI": uri,
+            "DE06QA_COLLECTION": "bench",
+        }
+        proc = subprocess.Popen([exe, "serve", "--port", str(sport), "--host", "127.0.0.1"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            deadline = time.time() + 300
+            while time.time() < deadline:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{sport}/health", timeout=5)
+                    break
+                except Exception:
+                    time.sleep(1)
+            before = rss_mb(proc.pid)
+            lat = []
+            for q in questions[1000:1200]:
+                t = time.perf_counter()
+                urllib.request.urlopen(f"http://127.0.0.1:{sport}/search?q={quote(q)}", timeout=60).read()
+                lat.append((time.perf_counter() - t) * 1000)
+            print(f"replica `de06qa serve --backend milvus`: RSS {before:.0f} MB after start, "
+                  f"{rss_mb(proc.pid):.0f} MB after 200 questions; /search incl. embedding (ms) {stats(lat)}", flush=True)  # fmt: skip
+        finally:
+            proc.terminate()
+            proc.wait()
+    finally:
+        server.stop()
 
     import faiss
 
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
     rss0 = rss_mb()
     flat = faiss.IndexFlatIP(dim)
     flat.add(vectors)
@@ -160,7 +303,7 @@ def main() -> None:
         xs.append((time.perf_counter() - t) * 1000)
     print(f"FAISS flat top-100 (ms)                  {stats(xs)}")
     print(
-        f"rerun: {sys.executable} eval/bench_milvus.py --passages {args.passages} --uri {args.uri} --runs {args.runs} --dense-index {args.dense_index}"
+        f"rerun: {sys.executable} eval/bench_milvus.py --passages {args.passages} --db {args.db} --runs {args.runs} --dense-index {args.dense_index}"
     )
 
 

@@ -76,6 +76,7 @@ def main() -> None:
     sizes = [int(x) for x in args.sizes.split(",")]
 
     from de06qa import store
+    from de06qa.backends.embedded import EmbeddedBackend
     from de06qa.config import Settings
     from de06qa.dense import DenseIndex
     from de06qa.embedding import create_embedder
@@ -155,7 +156,7 @@ def main() -> None:
         gc.collect()
         rss0 = rss_mb()
         t = time.perf_counter()
-        searcher = Searcher(store.load(folder), emb, settings)
+        searcher = Searcher(EmbeddedBackend.open(folder), emb, settings)
         load_s = time.perf_counter() - t
         mem = rss_mb() - rss0
         parts: dict[str, list[float]] = {}

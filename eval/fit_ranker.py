@@ -147,7 +147,7 @@ def collect(
 ) -> list[tuple[Question, object, np.ndarray]]:
     """(question, Ranked, labels) for each answerable question and its augmented forms."""
     by_doc: dict[str, list[tuple[int, str]]] = {}
-    for i, c in enumerate(searcher.data.chunks):
+    for i, c in enumerate(searcher.backend.data.chunks):
         by_doc.setdefault(c.doc_id, []).append((i, c.text))
     out = []
     for q, query in queries_for(searcher, questions, rng):

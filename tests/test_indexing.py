@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from de06qa import store
+from de06qa.backends.embedded import EmbeddedBackend
 from de06qa.config import Settings
 from de06qa.errors import IndexBusy, IndexDamaged, IndexIncompatible
 from de06qa.indexing import build_index
@@ -153,7 +154,9 @@ def test_sigkill_at_any_moment_leaves_a_loadable_index(tmp_path: Path, seeds_cop
         n = data.manifest["counts"]["documents"]
         assert n in (5, 6) and len(data.articles) == n and data.dense.size == len(data.chunks)
         seen.add(n)
-        res = Searcher(data, FakeEmbedder(), settings).search("dịch vụ công toàn trình")
+        res = Searcher(EmbeddedBackend(data, settings.index_dir), FakeEmbedder(), settings).search(
+            "dịch vụ công toàn trình"
+        )
         assert res.passages
     assert seen == {5, 6}, "the kills should land in both phases"
     # The leftovers of killed builds are cleared by the next build.

@@ -32,15 +32,15 @@ def test_query_is_analysed_once_into_every_form():
 def test_candidates_are_the_union_of_lexical_and_dense_tops_with_raw_scores(searcher):
     q = searcher.analyse_many(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0]
     c = searcher.backend.candidates(q, 5)
-    lex = searcher.data.lexical.scores("folded", list(q.folded_terms)) + searcher.data.lexical.scores(
-        "words", list(q.words)
-    )
+    lex = searcher.backend.data.lexical.scores(
+        "folded", list(q.folded_terms)
+    ) + searcher.backend.data.lexical.scores("words", list(q.words))
     top_lex = set(np.argsort(-lex)[:5].tolist())
-    top_dense = {r for r, _ in searcher.data.dense.search(q.vector[None, :], 5)[0]}
+    top_dense = {r for r, _ in searcher.backend.data.dense.search(q.vector[None, :], 5)[0]}
     assert set(c.rows.tolist()) == top_lex | top_dense
     i = int(np.argmax(c.bm25_words + c.bm25_folded))
     assert c.bm25_words[i] + c.bm25_folded[i] == pytest.approx(lex.max())
-    vecs = searcher.data.dense.vectors()[c.rows]
+    vecs = searcher.backend.data.dense.vectors()[c.rows]
     assert np.allclose(c.dense, vecs @ q.vector, atol=1e-5)
 
 
@@ -48,15 +48,19 @@ def test_filtered_candidates_are_the_tops_among_the_matching_articles_only(searc
     q = searcher.analyse_many(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0]
     f = parse_filters(["Bến Tre"])
     allowed = np.array(
-        [i for i, c in enumerate(searcher.data.chunks) if f.matches(searcher.data.articles[c.doc_id])]
+        [
+            i
+            for i, c in enumerate(searcher.backend.data.chunks)
+            if f.matches(searcher.backend.data.articles[c.doc_id])
+        ]
     )
-    assert 5 < len(allowed) < len(searcher.data.chunks)
+    assert 5 < len(allowed) < len(searcher.backend.data.chunks)
     c = searcher.backend.candidates(q, 5, f)
-    lex = searcher.data.lexical.scores("folded", list(q.folded_terms)) + searcher.data.lexical.scores(
-        "words", list(q.words)
-    )
+    lex = searcher.backend.data.lexical.scores(
+        "folded", list(q.folded_terms)
+    ) + searcher.backend.data.lexical.scores("words", list(q.words))
     top_lex = allowed[np.argsort(-lex[allowed], kind="stable")[:5]]
-    cos = searcher.data.dense.vectors()[allowed] @ q.vector
+    cos = searcher.backend.data.dense.vectors()[allowed] @ q.vector
     top_dense = allowed[np.argsort(-cos)[:5]]
     assert set(c.rows.tolist()) == set(top_lex.tolist()) | set(top_dense.tolist())
     assert set(c.rows.tolist()) <= set(allowed.tolist())
@@ -72,11 +76,11 @@ def test_only_candidates_are_scored(searcher):
 def test_features_are_bounded_and_province_agreement_is_seen(searcher):
     q = searcher.analyse_many(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0]
     c = searcher.backend.candidates(q, 20)
-    x = rank_features(q, c, searcher.view, searcher.backend.idf(q.terms))
+    x = rank_features(q, c, c.view, searcher.backend.idf(q.terms))
     col = {f: i for i, f in enumerate(RANK_FEATURES)}
     for name in ("bm25_words_rel", "bm25_folded_rel", "idf_cover", "bigram_cover", "title_cover", "position"):
         assert (x[:, col[name]] >= 0).all() and (x[:, col[name]] <= 1 + 1e-6).all(), name
-    docs = [searcher.data.chunks[r].doc_id for r in c.rows.tolist()]
+    docs = [searcher.backend.data.chunks[r].doc_id for r in c.rows.tolist()]
     match = x[:, col["province_match"]]
     assert all(m == (d == "002_956fdc6dbb6455d8") for m, d in zip(match, docs))
 

@@ -267,7 +267,7 @@ def media_type(a: Article) -> str:
     return MEDIA_TYPES.get(Path(a.file or a.source).suffix.lower(), "application/octet-stream")
 
 
-def _summary(a: Article) -> dict[str, Any]:
+def _summary(a: Article, chars: int) -> dict[str, Any]:
     return {
         "doc_id": a.doc_id,
         "title": a.title,
@@ -275,7 +275,7 @@ def _summary(a: Article) -> dict[str, Any]:
         "date": a.date,
         "provinces": list(a.provinces),
         "provinces_2025": list(a.provinces_2025),
-        "chars": len(a.text),
+        "chars": chars,
         "pages": len(a.pages) or None,
         "media_type": media_type(a),
     }
@@ -416,7 +416,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     @app.get("/documents", response_model=DocumentsOut, responses=_ERRORS, tags=["documents"])
     def documents() -> dict[str, Any]:
         """Every indexed article with its metadata."""
-        return {"documents": [_summary(a) for a in service.searcher().data.articles.values()]}
+        return {"documents": [_summary(a, n) for a, n in service.searcher().backend.documents()]}
 
     # `:path` because an article from a sub-folder has a "/" in its doc_id ("2024/ha-giang"); the
     # /source route comes first, else "/documents/x/source" would read as the doc_id "x/source".
@@ -444,7 +444,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     def document(doc_id: str) -> dict[str, Any]:
         """One article: the text that every `start`/`end` offset of a search refers to."""
         a = service.searcher().document(doc_id)
-        return {**_summary(a), "text": a.text}
+        return {**_summary(a, len(a.text)), "text": a.text}
 
     @app.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}}, tags=["service"])
     def health() -> JSONResponse:
@@ -465,8 +465,8 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         s = service.reload()
         return {
             "reloaded": True,
-            "built_at": s.data.manifest.get("built_at"),
-            "documents": len(s.data.articles),
+            "built_at": s.backend.manifest.get("built_at"),
+            "documents": s.backend.stats.documents,
         }
 
     _api_docs(app)

@@ -184,7 +184,7 @@ def _build(
         change += "; the index was already up to date"
     err.print(
         f"Indexed {_plural(s.documents, 'document')} ({change}) into {_plural(s.chunks, 'passage')} "
-        f"({_plural(s.sentences, 'sentence')}) in {s.seconds:.1f} s -> {s.index_dir}",
+        f"({_plural(s.sentences, 'sentence')}) in {s.seconds:.1f} s -> {s.target}",
         soft_wrap=True,
     )
     for sk in s.skipped:
@@ -248,7 +248,7 @@ def _build_if_missing(settings: Settings) -> None:
     from de06qa.errors import IndexMissing
     from de06qa.store import MANIFEST
 
-    if (settings.index_dir / MANIFEST).exists():
+    if settings.backend != "embedded" or (settings.index_dir / MANIFEST).exists():
         return
     if settings.index_dir != Settings().index_dir:
         raise IndexMissing(
@@ -408,7 +408,8 @@ def serve(
 
     settings = _settings(index_dir, backend, milvus_uri, collection)
     _build_if_missing(settings)
-    err.print(f"de06qa: serving http://{host}:{port}/ (index {settings.index_dir}; Ctrl-C stops)")
+    where = settings.index_dir if settings.backend == "embedded" else f"{settings.collection} in Milvus"
+    err.print(f"de06qa: serving http://{host}:{port}/ (index {where}; Ctrl-C stops)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
@@ -502,6 +503,7 @@ def eval_(
       de06qa eval --questions other/questions.jsonl --unanswerable --out out-abstention
     """
     from de06qa.evaluation import EVAL_MODES, evaluate, load_questions, run_file
+    from de06qa.search import MODES
 
     settings = _settings(index_dir, backend, milvus_uri, collection)
     filters = _filters(province, since, until)
@@ -511,7 +513,10 @@ def eval_(
     if corpus is not None:
         _build(settings, corpus)
     searcher = _open(settings)
-    chosen = tuple(m.strip() for m in modes.split(",")) if modes else EVAL_MODES
+    if modes:
+        chosen = tuple(m.strip() for m in modes.split(","))
+    else:  # the baselines rank a whole index folder in this process
+        chosen = EVAL_MODES if settings.backend == "embedded" else MODES
     report = evaluate(searcher, qs, chosen, out_dir, filters, sort)
     _print_report(report)
     files = ", ".join([run_file(m) for m in chosen])

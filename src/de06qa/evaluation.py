@@ -117,15 +117,22 @@ def _baseline_rankings(
     searcher: Searcher, mode: str, questions: list[Question], filters: Filters
 ) -> dict[str, list[str]]:
     """The baselines rank every chunk; with filters, only the matching articles' chunks are kept."""
-    chunks = searcher.data.chunks
-    keep = [filters.matches(searcher.data.articles[c.doc_id]) for c in chunks]
+    from de06qa.backends.embedded import EmbeddedBackend
+
+    if not isinstance(searcher.backend, EmbeddedBackend):
+        raise De06qaError(
+            f"the {mode} baseline ranks an index folder in this process: use the embedded backend"
+        )
+    data = searcher.backend.data
+    chunks = data.chunks
+    keep = [filters.matches(data.articles[c.doc_id]) for c in chunks]
     if mode == "bm25-syllables":
         plain = PlainBM25([c.text for c in chunks])
         rankings = {q.qid: plain.rank(q.question, len(chunks)) for q in questions}
     else:
         rankings = {
             q.qid: np.argsort(
-                -searcher.data.lexical.scores("words", word_terms(words(nfc(q.question)))), kind="stable"
+                -data.lexical.scores("words", word_terms(words(nfc(q.question)))), kind="stable"
             ).tolist()
             for q in questions
         }
@@ -148,7 +155,7 @@ def evaluate(
         raise De06qaError(f"unknown mode {unknown[0]!r}; choose from {', '.join(EVAL_MODES)}")
     answerable = [q for q in questions if q.answerable]
     by_doc: dict[str, list[Chunk]] = {}
-    for c in searcher.data.chunks:
+    for c in searcher.backend.chunks():
         by_doc.setdefault(c.doc_id, []).append(c)
     rels = {q.qid: relevant_chunks(by_doc, q) for q in answerable}
     report: dict[str, Any] = {

@@ -16,6 +16,7 @@ import numpy as np
 from de06qa import store
 from de06qa.chunking import chunk_articles
 from de06qa.config import Settings
+from de06qa.corpus import positions
 from de06qa.dense import DenseIndex
 from de06qa.documents import Article, Chunk, Skipped, Span
 from de06qa.embedding import Embedder
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BuildSummary:
-    index_dir: Path
+    target: str  # the index folder, or "URI (collection)" in Milvus
     documents: int
     chunks: int
     sentences: int
@@ -98,6 +99,55 @@ def _previous(settings: Settings, embedder: Embedder) -> store.IndexData | None:
     return data
 
 
+def _read(
+    settings: Settings, source: Path, report: Report | None, have_index: bool
+) -> tuple[list[Article], list[Skipped]]:
+    articles, skipped = read_folder(source, settings.max_article_bytes)
+    if not articles:
+        raise _nothing(source, skipped, have_index)
+    if report:
+        report("read", len(articles), len(articles) + len(skipped))
+    return articles, skipped
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """New or changed articles chunked and embedded."""
+
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    sentences: list[tuple[str, int, int]]  # (doc_id, start, end), unique
+    sentence_vectors: np.ndarray
+
+
+def _embed(
+    articles: list[Article], settings: Settings, embedder: Embedder, report: Report | None, dim: int | None
+) -> Embedded:
+    """Chunk the articles and embed their passages and sentences (one progress count for both).
+    `dim` when known: the model is only loaded when something needs embedding."""
+    by_id = {a.doc_id: a for a in articles}
+    chunks = chunk_articles(articles, settings.chunk_chars, settings.chunk_overlap)
+    sents = list(dict.fromkeys((c.doc_id, s.start, s.end) for c in chunks for s in c.sentences))
+    total, done = len(chunks) + len(sents), 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if report:
+            report("embed", done, total)
+
+    log.info("embedding %d chunks and %d sentences", len(chunks), len(sents))
+    width = embedder.dim if chunks or dim is None else dim
+    vecs, sent_vecs = (
+        embedder.embed_passages(texts, step) if texts else np.zeros((0, width), np.float32)
+        for texts in (
+            [passage_text(by_id[c.doc_id], c) for c in chunks],
+            [by_id[d].text[a:b] for d, a, b in sents],
+        )
+    )
+    return Embedded(chunks, vecs, sents, sent_vecs)
+
+
 def build_index(
     settings: Settings,
     source: Path,
@@ -105,61 +155,40 @@ def build_index(
     report: Report | None = None,
     rebuild: bool = False,
 ) -> BuildSummary:
-    """Index every readable article of `source` into `settings.index_dir`.
+    """Index every readable article of `source` into `settings.index_dir`, or into Milvus with
+    the Milvus backend.
 
     Incremental unless `rebuild`: articles whose content hash is unchanged keep their chunks and
     vectors; new and changed ones are chunked and embedded; deleted ones drop out. BM25 is always
     recomputed over all chunks (cheap), so its statistics are exactly those of a full build."""
     t0 = time.perf_counter()
+    uri = milvus_uri(settings)
+    if uri:
+        return _build_milvus(settings, uri, source, embedder, report, rebuild, t0)
     with store.build_lock(settings.index_dir):
-        articles, skipped = read_folder(source, settings.max_article_bytes)
-        if not articles:
-            raise _nothing(source, skipped, settings.index_dir)
-        if report:
-            report("read", len(articles), len(articles) + len(skipped))
+        have = (settings.index_dir / store.MANIFEST).exists()
+        articles, skipped = _read(settings, source, report, have)
         previous = None if rebuild else _previous(settings, embedder)
         old_docs = previous.manifest["documents"] if previous else {}
-        old_milvus = _built_with_milvus(settings.index_dir)
         kept = {
             a.doc_id for a in articles if old_docs.get(a.doc_id, {}).get("content_hash") == a.content_hash
         }
         by_id = {a.doc_id: a for a in articles}
-
-        fresh = chunk_articles(
-            [a for a in articles if a.doc_id not in kept], settings.chunk_chars, settings.chunk_overlap
-        )
-        fresh_sents = list(dict.fromkeys((c.doc_id, s.start, s.end) for c in fresh for s in c.sentences))
-        total = len(fresh) + len(fresh_sents)
-        done = 0
-
-        def step(n: int) -> None:
-            nonlocal done
-            done += n
-            if report:
-                report("embed", done, total)
-
         removed = set(old_docs) - set(by_id)
+        fresh_articles = [a for a in articles if a.doc_id not in kept]
         if (
             previous is not None
-            and not fresh
+            and not fresh_articles
             and not removed
             and _same_build(previous.manifest, settings, articles, skipped)
         ):
             # Nothing to do: leave the index (and a server watching it) alone.
             return BuildSummary(
-                settings.index_dir, len(articles), len(previous.chunks), len(previous.sentences),
+                str(settings.index_dir), len(articles), len(previous.chunks), len(previous.sentences),
                 tuple(skipped), time.perf_counter() - t0, reused=len(kept), changed=False,
             )  # fmt: skip
-        # The model is only loaded when something needs embedding.
-        dim = embedder.dim if fresh or previous is None else previous.dense.dim
-        log.info("embedding %d chunks and %d sentences", len(fresh), len(fresh_sents))
-        fresh_vecs, fresh_sent_vecs = (
-            embedder.embed_passages(texts, step) if texts else np.zeros((0, dim), np.float32)
-            for texts in (
-                [passage_text(by_id[c.doc_id], c) for c in fresh],
-                [by_id[d].text[a:b] for d, a, b in fresh_sents],
-            )
-        )
+        new = _embed(fresh_articles, settings, embedder, report, previous.dense.dim if previous else None)
+        dim = new.vectors.shape[1]
 
         # Assemble in article order: reused rows from the previous index, new rows from above.
         chunk_rows: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
@@ -172,9 +201,9 @@ def build_index(
             for sp, d, v in zip(previous.sentences, previous.sentence_docs, previous.sentence_vectors):
                 if d in kept:
                     sent_rows.setdefault(d, []).append(((d, sp.start, sp.end), v))
-        for c, v in zip(fresh, fresh_vecs):
+        for c, v in zip(new.chunks, new.vectors):
             chunk_rows.setdefault(c.doc_id, []).append((c, v))
-        for key, v in zip(fresh_sents, fresh_sent_vecs):
+        for key, v in zip(new.sentences, new.sentence_vectors):
             sent_rows.setdefault(key[0], []).append((key, v))
         order = [a.doc_id for a in articles]
         chunks = [c for d in order for c, _ in chunk_rows.get(d, [])]
@@ -183,24 +212,10 @@ def build_index(
         sentence_vectors = _stack([v for d in order for _, v in sent_rows.get(d, [])], dim)
         sentences = [Span(a, b, by_id[d].text[a:b]) for d, a, b in sent_keys]
 
-        context = {a.doc_id: context_terms(a) for a in articles}
-        word_docs = [list(c.words) + context[c.doc_id][0] for c in chunks]
-        folded_docs = [list(c.folded) + context[c.doc_id][1] for c in chunks]
-        lexical = LexicalIndex.build(word_docs, folded_docs)
+        word_docs, folded_docs = _lexical_docs(articles, chunks)
         manifest = _manifest(
             settings, source, model_info(embedder, dim), articles, chunks, len(sentences), skipped
         )
-        milvus = milvus_uri(settings)
-        if milvus:
-            from de06qa.backends.milvus import write_collection
-
-            manifest["milvus"] = {
-                "uri": milvus,
-                "collection": write_collection(
-                    milvus, settings.collection, word_docs, folded_docs, vectors,
-                    [by_id[c.doc_id].provinces for c in chunks], [by_id[c.doc_id].date for c in chunks],
-                ),
-            }  # fmt: skip
         data = store.IndexData(
             manifest,
             by_id,
@@ -209,30 +224,135 @@ def build_index(
             [d for d, _, _ in sent_keys],
             sentence_vectors,
             DenseIndex.build(vectors, settings.faiss_index),
-            lexical,
+            LexicalIndex.build(word_docs, folded_docs),
         )
         store.save(data, settings.index_dir)
-        if milvus:
-            from de06qa.backends.milvus import retire
-
-            # The previous folder's collection stays for a server that has not reloaded yet.
-            keep = {manifest["milvus"]["collection"], (old_milvus or {}).get("collection", "")}
-            retire(milvus, settings.collection, keep)
     return BuildSummary(
-        settings.index_dir,
-        len(articles),
-        len(chunks),
-        len(sentences),
-        tuple(skipped),
-        time.perf_counter() - t0,
-        embedded=len(articles) - len(kept),
-        reused=len(kept),
-        removed=len(removed),
+        str(settings.index_dir), len(articles), len(chunks), len(sentences), tuple(skipped),
+        time.perf_counter() - t0, embedded=len(fresh_articles), reused=len(kept), removed=len(removed),
+    )  # fmt: skip
+
+
+def _lexical_docs(articles: list[Article], chunks: list[Chunk]) -> tuple[list[list[str]], list[list[str]]]:
+    """What BM25 reads of each chunk: its own terms, then its article's context terms."""
+    context = {a.doc_id: context_terms(a) for a in articles}
+    return (
+        [list(c.words) + context[c.doc_id][0] for c in chunks],
+        [list(c.folded) + context[c.doc_id][1] for c in chunks],
     )
 
 
-def _nothing(source: Path, skipped: list[Skipped], index_dir: Path) -> NothingToIndex:
-    kept = "the index is unchanged" if (index_dir / store.MANIFEST).exists() else "no index was written"
+def _build_milvus(
+    settings: Settings, uri: str, source: Path, embedder: Embedder, report: Report | None, rebuild: bool,
+    t0: float,
+) -> BuildSummary:  # fmt: skip
+    """The index in Milvus. With the same model and settings as the live generation, an update
+    in place by content hash: new and changed articles' chunks upserted, those of changed and
+    vanished articles deleted, term statistics adjusted. Otherwise (or with `rebuild`) a new
+    generation, published by moving the index's pointer once it is complete."""
+    from de06qa.backends.milvus import ChunkRow, MilvusIndex
+
+    where = f"{uri} ({settings.collection})"
+    index = MilvusIndex(uri, settings.collection)
+    try:
+        with index.lock():
+            current = index.current()
+            articles, skipped = _read(settings, source, report, current is not None)
+            live = None if rebuild or current is None else _reusable(current, settings, embedder)
+            old = index.documents(live) if live else {}
+            kept = {
+                a.doc_id
+                for a in articles
+                if (old.get(a.doc_id, {}).get("content_hash"), old.get(a.doc_id, {}).get("source"))
+                == (a.content_hash, a.source)
+            }
+            by_id = {a.doc_id: a for a in articles}
+            removed = set(old) - set(by_id)
+            fresh_articles = [a for a in articles if a.doc_id not in kept]
+            manifest = current["manifest"] if live and current else {}
+            if live and not fresh_articles and not removed and manifest.get("skipped") == _skipped(skipped):
+                counts = manifest["counts"]
+                return BuildSummary(
+                    where, len(articles), counts["chunks"], counts["sentences"],
+                    tuple(skipped), time.perf_counter() - t0, reused=len(kept), changed=False,
+                )  # fmt: skip
+            new = _embed(
+                fresh_articles, settings, embedder, report, manifest["model"]["dim"] if live else None
+            )
+            dim = int(new.vectors.shape[1])
+            sent_vec = dict(zip(new.sentences, new.sentence_vectors))
+            position = positions(new.chunks)
+            words, folded = _lexical_docs(fresh_articles, new.chunks)
+            rows = [
+                ChunkRow(
+                    c,
+                    by_id[c.doc_id],
+                    words[i],
+                    folded[i],
+                    new.vectors[i],
+                    _stack([sent_vec[(c.doc_id, s.start, s.end)] for s in c.sentences], dim),
+                    float(position[i]),
+                )
+                for i, c in enumerate(new.chunks)
+            ]
+            df: Counter[str] = Counter()
+            for f in folded:
+                df.update(set(f))
+            if live:
+                # Upserts first (the same chunk ids are replaced), then what is left of the old.
+                gen, previous = live, current.get("previous", "") if current else ""
+                old_chunks, old_df, old_parts = index.stored(gen, sorted(set(old) - kept))
+                chunk_keys, part_keys = index.write(gen, rows, fresh_articles)
+                index.delete(gen, sorted(set(old_chunks) - chunk_keys), sorted(set(old_parts) - part_keys))
+                df.subtract(old_df)
+            else:
+                previous = current["generation"] if current else ""
+                gen = index.new_generation(dim)
+                index.write(gen, rows, articles)
+            index.add_terms(gen, df)
+            m = _manifest(settings, source, model_info(embedder, dim), articles, [], 0, skipped)
+            del m["documents"]
+            m["counts"]["chunks"] = sum(old[d]["chunks"] for d in kept) + len(new.chunks)
+            m["counts"]["sentences"] = sum(old[d]["sentences"] for d in kept) + len(new.sentences)
+            m["stats"] = {
+                "provinces": sorted({p for a in articles for p in a.provinces}),
+                "undated": sum(a.date is None for a in articles),
+            }
+            m["milvus"] = {"uri": uri, "collection": settings.collection}
+            index.publish(gen, m, previous)
+            index.retire({gen, previous})
+    finally:
+        index.close()
+    return BuildSummary(
+        where, len(articles), m["counts"]["chunks"], m["counts"]["sentences"], tuple(skipped),
+        time.perf_counter() - t0, embedded=len(fresh_articles), reused=len(kept), removed=len(removed),
+    )  # fmt: skip
+
+
+def _reusable(current: dict[str, Any], settings: Settings, embedder: Embedder) -> str | None:
+    """The live generation when an update can change it in place (same model, runtime and
+    chunking), else None (a new generation is built)."""
+    m = current["manifest"]
+    try:
+        store.check_model(m, model_info(embedder, m["model"]["dim"]), Path(settings.collection))
+    except De06qaError as e:
+        log.warning("full build: the index in Milvus cannot be updated in place (%s)", e)
+        return None
+    built = m.get("settings", {})
+    if m["model"].get("runtime") != embedder.runtime or (built.get("chunk_chars"), built.get("chunk_overlap")) != (
+        settings.chunk_chars, settings.chunk_overlap,
+    ):  # fmt: skip
+        log.warning("full build: the runtime or chunk settings changed since the last build")
+        return None
+    return str(current["generation"])
+
+
+def _skipped(skipped: list[Skipped]) -> list[dict[str, str]]:
+    return [{"path": s.path, "reason": s.reason} for s in skipped]
+
+
+def _nothing(source: Path, skipped: list[Skipped], have_index: bool) -> NothingToIndex:
+    kept = "the index is unchanged" if have_index else "no index was written"
     if not skipped:
         return NothingToIndex(f"nothing to index: {source} has no article files ({supported()}); {kept}")
     listed = "; ".join(f"{Path(s.path).name} ({s.reason})" for s in skipped[:5])
@@ -246,20 +366,11 @@ def _same_build(
     """Would a build write what the manifest already describes (same files, paths, settings)?"""
     docs = manifest.get("documents", {})
     return (
-        (manifest.get("milvus") or {}).get("uri") == milvus_uri(settings)
-        and manifest.get("settings", {}).get("faiss_index") == settings.faiss_index
+        manifest.get("settings", {}).get("faiss_index") == settings.faiss_index
         and list(docs) == [a.doc_id for a in articles]
         and all(docs[a.doc_id].get("source") == a.source for a in articles)
-        and manifest.get("skipped") == [{"path": s.path, "reason": s.reason} for s in skipped]
+        and manifest.get("skipped") == _skipped(skipped)
     )
-
-
-def _built_with_milvus(index_dir: Path) -> dict[str, str] | None:
-    """The Milvus collection the current index folder reads (even when a rebuild ignores the rest)."""
-    try:
-        return store.read_manifest(index_dir).get("milvus")
-    except De06qaError:
-        return None
 
 
 def milvus_uri(settings: Settings) -> str | None:
@@ -323,5 +434,5 @@ def _manifest(
             }
             for a in articles
         },
-        "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
+        "skipped": _skipped(skipped),
     }

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -19,14 +18,12 @@ import numpy as np
 
 from de06qa.answer import STOPWORDS, has_candidate
 from de06qa.backends import Candidates
-from de06qa.documents import Chunk, Span
+from de06qa.corpus import CorpusView, terms_of
+from de06qa.documents import Span
 from de06qa.errors import IndexIncompatible
 from de06qa.query import Query
-from de06qa.text import fold
 
 MODEL_FILE = "ranker.json"
-
-_SYLLABLE = re.compile(r"\w+(?:[.,/]\w+)*")
 
 RANK_FEATURES = (
     "bm25_words_rel", "bm25_folded_rel", "bm25_folded_log", "lex_rrank",
@@ -51,12 +48,6 @@ def sigmoid(x: np.ndarray | float) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -40.0, 40.0))), np.float32)
 
 
-def terms_of(text: str) -> tuple[frozenset[str], frozenset[str]]:
-    """(folded lower-case syllables, syllable pairs) of a text; numbers keep their separators ("1.818")."""
-    toks = _SYLLABLE.findall(fold(text).lower())
-    return frozenset(toks), frozenset(f"{a}_{b}" for a, b in zip(toks, toks[1:]))
-
-
 def query_bigrams(q: Query) -> tuple[str, ...]:
     """The question's folded syllable pairs that carry topic (not two function words)."""
     return tuple(t for t in q.folded_terms if "_" in t and not all(p in STOPWORDS for p in t.split("_")))
@@ -65,9 +56,6 @@ def query_bigrams(q: Query) -> tuple[str, ...]:
 def _cover(terms: tuple[str, ...], have: set[str] | frozenset[str], idf: dict[str, float]) -> float:
     total = sum(idf.get(t, 0.0) for t in terms)
     return sum(idf.get(t, 0.0) for t in terms if t in have) / total if total > 0 else 0.0
-
-
-ChunkTerms = tuple[frozenset[str], tuple[tuple[frozenset[str], frozenset[str]], ...]]
 
 
 def _share(terms: tuple[str, ...], have: set[str] | frozenset[str]) -> float:
@@ -87,59 +75,6 @@ def _group_max(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
         if v > best.get(g, -math.inf):
             best[g] = v
     return np.array([best[g] for g in groups.tolist()], np.float32)
-
-
-@dataclass(frozen=True, eq=False)
-class CorpusView:
-    """Per-index facts the features read, computed once when an index is loaded."""
-
-    chunks: list[Chunk]
-    chunk_doc: np.ndarray  # chunk row -> article number
-    doc_number: dict[str, int]  # doc_id -> article number
-    doc_provinces: list[frozenset[str]]
-    doc_title_terms: list[frozenset[str]]  # folded syllables of the title and province names
-    chunk_position: np.ndarray  # 0 for an article's first chunk … 1 for its last
-    sentence_row: dict[tuple[str, int], int]  # (doc_id, sentence start) -> sentence row
-    sentence_lo: np.ndarray  # chunk row -> its first sentence row
-    sentence_hi: np.ndarray  # … one past its last
-    sentence_vectors: np.ndarray
-    corpus_provinces: frozenset[str]
-    # chunk row -> its sentences' terms: computed when a chunk is first a candidate, then reused
-    # (bounded, so a large corpus does not keep them all).
-    _terms: dict[int, ChunkTerms] = field(default_factory=dict)
-    _kinds: dict[tuple[int, str | None], bool] = field(default_factory=dict)
-
-    def terms(self, row: int) -> ChunkTerms:
-        """The chunk's folded terms and its sentences' (syllables, pairs)."""
-        got = self._terms.get(row)
-        if got is None:
-            if len(self._terms) >= 50_000:
-                self._terms.clear()
-            chunk = self.chunks[row]
-            got = (frozenset(chunk.folded), tuple(terms_of(s.text) for s in chunk.sentences))
-            self._terms[row] = got
-        return got
-
-    def has_kind(self, row: int, kind: str | None) -> bool:
-        """Whether the chunk holds an answer of the kind asked (a count, a date, a name …)."""
-        got = self._kinds.get((row, kind))
-        if got is None:
-            if len(self._kinds) >= 200_000:
-                self._kinds.clear()
-            got = self._kinds[(row, kind)] = has_candidate(self.chunks[row].text, kind)
-        return got
-
-    def sentence_cos_max(self, rows: np.ndarray, qvec: np.ndarray) -> np.ndarray:
-        lo, hi = self.sentence_lo[rows], self.sentence_hi[rows]
-        n = np.maximum(hi - lo, 0)
-        if n.sum() == 0:
-            return np.zeros(len(rows), np.float32)
-        idx = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)])
-        sims = self.sentence_vectors[idx] @ qvec
-        starts = np.concatenate([[0], np.cumsum(n)[:-1]])
-        out = np.maximum.reduceat(sims, np.minimum(starts, len(sims) - 1)).astype(np.float32)
-        out[n == 0] = 0.0
-        return out
 
 
 def rank_features(q: Query, c: Candidates, view: CorpusView, idf: dict[str, float]) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,11 +16,11 @@ import numpy as np
 from de06qa import store
 from de06qa.answer import locate
 from de06qa.backends import Backend, Candidates
-from de06qa.backends.embedded import EmbeddedBackend
 from de06qa.config import Settings
+from de06qa.corpus import CorpusView
 from de06qa.documents import Article, Chunk, Span
 from de06qa.embedding import Embedder
-from de06qa.errors import BadQuery, IndexIncompatible, UnknownDocument
+from de06qa.errors import BadQuery
 from de06qa.filters import SORTS, Filters
 from de06qa.indexing import milvus_uri, model_info
 from de06qa.query import Query, analyse
@@ -27,13 +28,11 @@ from de06qa.ranking import (
     CONFIDENCE_FEATURES,
     RANK_FEATURES,
     SENTENCE_FEATURES,
-    CorpusView,
     Models,
     load_models,
     rank_features,
     sentence_features,
     sigmoid,
-    terms_of,
 )
 from de06qa.text import nfc
 
@@ -145,28 +144,23 @@ class Ranked:
 
 class Searcher:
     def __init__(
-        self, data: store.IndexData, embedder: Embedder, settings: Settings, models: Models | None = None
+        self, backend: Backend, embedder: Embedder, settings: Settings, models: Models | None = None
     ) -> None:
-        store.check_model(data.manifest, model_info(embedder, data.dense.dim), settings.index_dir)
-        self.data = data
+        where = settings.index_dir if settings.backend == "embedded" else Path(settings.collection)
+        m = backend.manifest
+        store.check_model(m, model_info(embedder, int(m.get("model", {}).get("dim") or 0)), where)
+        self.backend = backend
         self.embedder = embedder
         self.settings = settings
         self.models = models or load_models()
-        self.view = _corpus_view(data)
-        self._doc_list = list(data.articles.values())  # in the view's article numbering
-        self._undated = sum(a.date is None for a in self._doc_list)  # what a date filter leaves out
-        self.backend = _backend(settings, data, self._doc_list, self.view)
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder, models: Models | None = None) -> Searcher:
-        return cls(store.load(settings.index_dir), embedder, settings, models)
+        return cls(open_backend(settings), embedder, settings, models)
 
     # -- public API -------------------------------------------------------------------------------
     def document(self, doc_id: str) -> Article:
-        try:
-            return self.data.articles[doc_id]
-        except KeyError:
-            raise UnknownDocument(f"no article {doc_id!r}; GET /documents lists the doc_ids") from None
+        return self.backend.article(doc_id)
 
     def validate(self, query: str) -> str:
         q = nfc(query).strip()
@@ -191,7 +185,7 @@ class Searcher:
     def analyse_many(self, queries: list[str]) -> list[Query]:
         """Validate and analyse questions; their embeddings are computed in one call."""
         qs = [self.validate(q) for q in queries]
-        vecs = self.embedder.embed_queries(qs) if self.data.chunks else None
+        vecs = self.embedder.embed_queries(qs) if self.backend.stats.chunks else None
         return [analyse(q, None if vecs is None else vecs[i]) for i, q in enumerate(qs)]
 
     def search_many(
@@ -224,15 +218,15 @@ class Searcher:
         """Candidates from the backend, their features and the learned ranker's scores."""
         cands = self.backend.candidates(q, CANDIDATES, filters)
         idf = self.backend.idf(q.terms)
-        x = rank_features(q, cands, self.view, idf)
+        x = rank_features(q, cands, cands.view, idf)
         return Ranked(q, cands, x, self.models.ranker.logits(x), idf)
 
     # -- internals --------------------------------------------------------------------------------
     def _search_one(self, q: Query, k: int, mode: str, filters: Filters, sort: str) -> SearchResult:
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        undated = self._undated if filters.dated else 0
-        if not self.data.chunks:
+        undated = self.backend.stats.undated if filters.dated else 0
+        if not self.backend.stats.chunks:
             return SearchResult(q.text, False, 0.0, None, (), {"total": 0.0}, filters, sort, {}, undated)
         r = self.rank(q, filters)
         c = r.candidates
@@ -256,29 +250,16 @@ class Searcher:
         answerable = answer is not None and confidence >= self.models.threshold
         return SearchResult(
             q.text, answerable, confidence, answer if answerable else None, passages, timings,
-            filters, sort, self._facets(c.rows), undated,
+            filters, sort, _facets(c.view, c.rows), undated,
         )  # fmt: skip
-
-    def _facets(self, rows: np.ndarray) -> dict[str, dict[str, int]]:
-        """Passages the question retrieved (its candidates, within the filters), counted per
-        province the article is about and per publication year, largest first."""
-        province: Counter[str] = Counter()
-        year: Counter[str] = Counter()
-        for d in self.view.chunk_doc[rows].tolist():
-            a = self._doc_list[d]
-            province.update(a.provinces)
-            year[a.date[:4] if a.date else "undated"] += 1
-        years = sorted((y for y in year if y != "undated"), reverse=True) + (
-            ["undated"] if "undated" in year else []
-        )
-        return {"province": dict(province.most_common()), "year": {y: year[y] for y in years}}
 
     def _passages(self, r: Ranked, scores: np.ndarray, lexical: np.ndarray, k: int) -> tuple[Passage, ...]:
         """The top k by `scores`, as passages a person wants to read, no two sharing text: a chunk
         that overlaps or touches better ones of its article is merged with them (the passage grows
         to their union, at most two chunks long); past that length, only its sentences that no
         passage shows yet are kept, as a passage of their own."""
-        chunks, articles = self.data.chunks, self.data.articles
+        view = r.candidates.view
+        chunks = view.chunks
         limit = 2 * self.settings.chunk_chars
         groups: list[_Group] = []
         for pos, i in enumerate(np.argsort(-scores, kind="stable").tolist()):
@@ -310,10 +291,10 @@ class Searcher:
                     groups.append(_Group(ch.doc_id, free[0].start, free[-1].end, [ch], i, trimmed=True))
         out = []
         for n, g in enumerate(groups):
-            chunk = _trimmed(g, articles) if g.trimmed else _merged(g.parts, articles)
+            chunk = _trimmed(g) if g.trimmed else _merged(g.parts)
             out.append(
                 Passage(
-                    n + 1, chunk, articles[chunk.doc_id], float(scores[g.best]), float(lexical[g.best]),
+                    n + 1, chunk, view.article(chunk.doc_id), float(scores[g.best]), float(lexical[g.best]),
                     float(r.candidates.dense[g.best]), float(r.logits[g.best]),
                 )
             )  # fmt: skip
@@ -323,20 +304,20 @@ class Searcher:
         self, r: Ranked, passages: tuple[Passage, ...]
     ) -> tuple[list[tuple[Span, Passage]], np.ndarray]:
         """The sentences of the top passages that may hold the answer, and their features."""
+        view = r.candidates.view
         seen: set[tuple[str, int]] = set()
         cands: list[tuple[Span, Passage]] = []
         rows = []
         for p in passages[:ANSWER_PASSAGES]:
-            d = self.view.doc_number[p.chunk.doc_id]
+            d = view.doc_number[p.chunk.doc_id]
             for s in p.chunk.sentences:
                 if (p.chunk.doc_id, s.start) in seen:
                     continue
                 seen.add((p.chunk.doc_id, s.start))
-                i = self.view.sentence_row.get((p.chunk.doc_id, s.start))
-                vec = self.data.sentence_vectors[i] if i is not None else None
-                match = bool(r.query.provinces & self.view.doc_provinces[d])
+                vec = view.sentence_vector(p.chunk.doc_id, s.start)
+                match = bool(r.query.provinces & view.doc_provinces[d])
                 cands.append((s, p))
-                rows.append((s, p.rank, p.logit, vec, self.view.doc_title_terms[d], match))
+                rows.append((s, p.rank, p.logit, vec, view.doc_title_terms[d], match))
         return cands, sentence_features(r.query, rows, r.idf)
 
     def _answer(self, r: Ranked, passages: tuple[Passage, ...]) -> tuple[AnswerSpan | None, float]:
@@ -354,7 +335,7 @@ class Searcher:
         span = locate(sent.text, q.text, q.kind)
         a, b = (sent.start + span[0], sent.start + span[1]) if span else (sent.start, sent.end)
         answer = AnswerSpan(
-            top.article.text[a:b],
+            sent.text[a - sent.start : b - sent.start],
             sent.text,
             top.chunk.doc_id,
             a,
@@ -371,9 +352,9 @@ class Searcher:
     def confidence_features(
         self, r: Ranked, passages: tuple[Passage, ...], sentence_x: np.ndarray, sentence_prob: float
     ) -> np.ndarray:
-        q, top = r.query, passages[0]
+        q, top, view = r.query, passages[0], r.candidates.view
         logits = sorted((p.logit for p in passages), reverse=True)
-        d = self.view.doc_number[top.chunk.doc_id]
+        d = view.doc_number[top.chunk.doc_id]
         col = {name: i for i, name in enumerate(SENTENCE_FEATURES)}
         i_top = int(np.argmax(r.logits))
         values = {
@@ -388,8 +369,8 @@ class Searcher:
             "sentence_idf_cover": float(sentence_x[col["idf_cover_ctx"]]),
             "sentence_bigram_cover": float(sentence_x[col["bigram_cover"]]),
             "known": float(r.features[0, RANK_FEATURES.index("known")]),
-            "province_unknown": float(bool(q.provinces) and not (q.provinces & self.view.corpus_provinces)),
-            "province_mismatch": float(bool(q.provinces) and not (q.provinces & self.view.doc_provinces[d])),
+            "province_unknown": float(bool(q.provinces) and not (q.provinces & view.corpus_provinces)),
+            "province_mismatch": float(bool(q.provinces) and not (q.provinces & view.doc_provinces[d])),
         }
         return np.array([[values[f] for f in CONFIDENCE_FEATURES]], np.float32)
 
@@ -420,24 +401,28 @@ def _uncovered(chunk: Chunk, shown: list[_Group]) -> list[Span]:
     return best
 
 
-def _trimmed(g: _Group, articles: dict[str, Article]) -> Chunk:
+def _trimmed(g: _Group) -> Chunk:
     c = g.parts[0]
     return replace(
         c,
         chunk_id=f"{c.chunk_id}-",  # a part of chunk n
         start=g.start,
         end=g.end,
-        text=articles[c.doc_id].text[g.start : g.end],
+        text=c.text[g.start - c.start : g.end - c.start],
         sentences=tuple(s for s in c.sentences if g.start <= s.start and s.end <= g.end),
     )
 
 
-def _merged(parts: list[Chunk], articles: dict[str, Article]) -> Chunk:
-    """One chunk covering several overlapping or adjacent chunks of an article ("doc#3+4")."""
+def _merged(parts: list[Chunk]) -> Chunk:
+    """One chunk covering several overlapping or adjacent chunks of an article ("doc#3+4"); its
+    text is theirs joined (they cover one stretch of the article without a gap)."""
     if len(parts) == 1:
         return parts[0]
     parts = sorted(parts, key=lambda c: c.start)
     start, end = parts[0].start, max(c.end for c in parts)
+    text = ""
+    for c in parts:
+        text += c.text[max(start + len(text) - c.start, 0) :]
     sentences = {(s.start, s.end): s for c in parts for s in c.sentences}
     numbers = "+".join(c.chunk_id.rsplit("#", 1)[-1] for c in parts)
     return Chunk(
@@ -445,30 +430,24 @@ def _merged(parts: list[Chunk], articles: dict[str, Article]) -> Chunk:
         doc_id=parts[0].doc_id,
         start=start,
         end=end,
-        text=articles[parts[0].doc_id].text[start:end],
+        text=text,
         words=tuple(w for c in parts for w in c.words),
         folded=tuple(f for c in parts for f in c.folded),
         sentences=tuple(sentences[k] for k in sorted(sentences)),
     )
 
 
-def _backend(settings: Settings, data: store.IndexData, docs: list[Article], view: CorpusView) -> Backend:
-    """The candidate retrieval the settings ask for, over this index."""
+def open_backend(settings: Settings) -> Backend:
+    """Where the settings say the index lives."""
     if settings.backend == "embedded":
-        return EmbeddedBackend(data.lexical, data.dense, docs, view.chunk_doc)
-    if settings.backend != "milvus":
-        raise BadQuery(f"unknown backend {settings.backend!r}; use embedded or milvus")
-    built = data.manifest.get("milvus")
-    if not built:
-        raise IndexIncompatible(
-            f"{settings.index_dir} was built without Milvus; build it with: de06qa index FOLDER "
-            f"--backend milvus --milvus-uri URI --index-dir {settings.index_dir}"
-        )
+        from de06qa.backends.embedded import EmbeddedBackend
+
+        return EmbeddedBackend.open(settings.index_dir)
+    uri = milvus_uri(settings)  # says what is wrong with the settings
     from de06qa.backends.milvus import MilvusBackend
 
-    # A replica may reach the same Milvus under another address than the build did.
-    uri = milvus_uri(settings) if settings.milvus_uri else built["uri"]
-    return MilvusBackend(uri or built["uri"], built["collection"], data.lexical)
+    assert uri is not None
+    return MilvusBackend(uri, settings.collection)
 
 
 def _newest_first(passages: tuple[Passage, ...]) -> tuple[Passage, ...]:
@@ -479,48 +458,27 @@ def _newest_first(passages: tuple[Passage, ...]) -> tuple[Passage, ...]:
     return tuple(replace(p, rank=n) for n, p in enumerate(order, start=1))
 
 
-def _corpus_view(data: store.IndexData) -> CorpusView:
-    doc_ids = list(data.articles)
-    number = {d: i for i, d in enumerate(doc_ids)}
-    chunk_doc = np.array([number[c.doc_id] for c in data.chunks], dtype=np.int64)
-    sent_row = {(d, s.start): i for i, (s, d) in enumerate(zip(data.sentences, data.sentence_docs))}
-    lo = np.zeros(len(data.chunks), np.int64)
-    hi = np.zeros(len(data.chunks), np.int64)
-    position = np.zeros(len(data.chunks), np.float32)
-    per_doc: dict[str, list[int]] = {}
-    for i, c in enumerate(data.chunks):
-        per_doc.setdefault(c.doc_id, []).append(i)
-        rows = [sent_row[(c.doc_id, s.start)] for s in c.sentences if (c.doc_id, s.start) in sent_row]
-        if rows:
-            lo[i], hi[i] = min(rows), max(rows) + 1
-    for rows in per_doc.values():
-        for n, i in enumerate(rows):
-            position[i] = n / max(len(rows) - 1, 1)
-    provinces = [frozenset(data.articles[d].provinces) for d in doc_ids]
-    return CorpusView(
-        chunks=data.chunks,
-        chunk_doc=chunk_doc,
-        doc_number=number,
-        doc_provinces=provinces,
-        doc_title_terms=[
-            terms_of(" ".join([a.context, *a.provinces, *a.provinces_2025]))[0]
-            for a in data.articles.values()
-        ],
-        chunk_position=position,
-        sentence_row=sent_row,
-        sentence_lo=lo,
-        sentence_hi=hi,
-        sentence_vectors=data.sentence_vectors,
-        corpus_provinces=frozenset().union(*provinces) if provinces else frozenset(),
+def _facets(view: CorpusView, rows: np.ndarray) -> dict[str, dict[str, int]]:
+    """Passages the question retrieved (its candidates, within the filters), counted per
+    province the article is about and per publication year, largest first."""
+    province: Counter[str] = Counter()
+    year: Counter[str] = Counter()
+    for d in view.chunk_doc[rows].tolist():
+        a = view.articles[d]
+        province.update(a.provinces)
+        year[a.date[:4] if a.date else "undated"] += 1
+    years = sorted((y for y in year if y != "undated"), reverse=True) + (
+        ["undated"] if "undated" in year else []
     )
+    return {"province": dict(province.most_common()), "year": {y: year[y] for y in years}}
 
 
 def open_searcher(settings: Settings) -> Searcher:
     """Load the index and the model it was built with (the model only if the index exists)."""
     from de06qa.embedding import create_embedder
 
-    data = store.load(settings.index_dir)
-    return Searcher(data, create_embedder(settings), settings)
+    backend = open_backend(settings)
+    return Searcher(backend, create_embedder(settings), settings)
 
 
 __all__ = ["SearchResult", "Searcher", "open_searcher"]

@@ -1,4 +1,5 @@
-"""The running service's state: the current Searcher, reloaded when the index folder changes.
+"""The running service's state: the current Searcher, reloaded when the index changes (a rebuilt
+folder, or a new generation or update published in Milvus).
 
 A reload builds a new Searcher beside the old one (the model stays loaded) and then swaps one
 reference, so requests already running finish on the old index and none fails during the swap.
@@ -11,22 +12,12 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from de06qa import store
 from de06qa.config import Settings
 from de06qa.embedding import Embedder
-from de06qa.errors import BackendUnavailable, De06qaError, IndexMissing
+from de06qa.errors import De06qaError, IndexMissing
 from de06qa.search import Searcher
 
 log = logging.getLogger(__name__)
-
-
-def _stamp(settings: Settings) -> tuple[int, int] | None:
-    """Identity of the manifest file: a rebuild swaps in a new folder, so inode or mtime changes."""
-    try:
-        st = (settings.index_dir / store.MANIFEST).stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns)
 
 
 class Service:
@@ -36,7 +27,7 @@ class Service:
         self._searcher: Searcher | None = None
         self._error: De06qaError | None = None
         self._loaded_at: str | None = None
-        self._stamp: tuple[int, int] | None = None
+        self._failed: object = None  # the index version that failed to load (not retried)
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -61,35 +52,41 @@ class Service:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.settings.reload_poll_s):
-            stamp = _stamp(self.settings)
-            # A backend server (Milvus) that was down at start is tried again at every poll.
-            retry = self._searcher is None and isinstance(self._error, BackendUnavailable)
-            if stamp is not None and (stamp != self._stamp or retry):
+            s = self._searcher
+            if s is None:
+                # Nothing loaded yet (no index, or Milvus down): try again at every poll.
                 try:
                     self.reload()
-                    log.warning("de06qa: index changed on disk; now serving %s", self._loaded_at)
+                    log.warning("de06qa: index loaded; now serving %s", self._loaded_at)
+                except De06qaError:
+                    pass
+                continue
+            stamp = s.backend.stamp()
+            if stamp is not None and stamp != s.backend.loaded and stamp != self._failed:
+                try:
+                    self.reload()
+                    log.warning("de06qa: index changed; now serving %s", self._loaded_at)
                 except De06qaError as e:
                     # Keep serving the index already loaded; the next change is tried again.
                     log.warning(
                         "de06qa: index changed but cannot be loaded (%s); still serving the old one", e
                     )
-                    self._stamp = stamp
+                    self._failed = stamp
 
     # -- state ------------------------------------------------------------------------------------
     def reload(self) -> Searcher:
         with self._reload_lock:
-            stamp = _stamp(self.settings)
             try:
                 if self._embedder is None:
                     from de06qa.embedding import create_embedder
 
                     self._embedder = create_embedder(self.settings)
-                searcher = Searcher(store.load(self.settings.index_dir), self._embedder, self.settings)
+                searcher = Searcher.open(self.settings, self._embedder)
             except De06qaError as e:
                 if self._searcher is None:
                     self._error = e
                 raise
-            self._searcher, self._error, self._stamp = searcher, None, stamp
+            self._searcher, self._error = searcher, None
             self._loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
             return searcher
 
@@ -108,12 +105,12 @@ class Service:
             s.backend.check()
         except De06qaError as e:
             return {"status": "unavailable", "reason": str(e), "index_dir": str(self.settings.index_dir)}
-        m = s.data.manifest
+        m = s.backend.manifest
         return {
             "status": "ok",
             "model": m.get("model", {}).get("model"),
-            "documents": len(s.data.articles),
-            "chunks": len(s.data.chunks),
+            "documents": s.backend.stats.documents,
+            "chunks": s.backend.stats.chunks,
             "built_at": m.get("built_at"),
             "loaded_at": self._loaded_at,
             "index_dir": str(self.settings.index_dir),
