@@ -123,9 +123,14 @@ def write(
         sents = [s for s in _SENT.split(text) if s]
         pieces.append((sents, cursor.get(o, 0)))
         cursor[o] = cursor.get(o, 0) + len(text) + 1
+    pool = rng.normal(size=(200_000, dim)).astype(np.float32)
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
     index = MilvusIndex(uri, "bench")
     gen = index.new_generation(dim, dense_index)
+    tokens = [(re.findall(r"\w+", text.lower()), folded_terms(text)) for text in base]
     df: Counter[str] = Counter()
+    for _, folded in tokens:
+        df.update(set(folded))
     written_docs: set[int] = set()
     batch = 20_000
     for lo in range(0, n, batch):
@@ -138,17 +143,14 @@ def write(
                 spans.append(Span(at, at + len(s), s))
                 at += len(s) + 1
             text = base[b]
-            folded = folded_terms(text)
-            if i < len(base):
-                df.update(set(folded))
+            words, folded = tokens[b]
             chunk = Chunk(f"news/{owner[b]}#{i}", f"news/{owner[b]}", start, start + len(text), text,
-                          tuple(re.findall(r"\w+", text.lower())), tuple(folded), tuple(spans))  # fmt: skip
-            vec = rng.normal(size=(1 + len(spans), dim)).astype(np.float32)
-            vec /= np.linalg.norm(vec, axis=1, keepdims=True)
-            rows.append(ChunkRow(chunk, docs[owner[b]], list(chunk.words), folded, vec[0], vec[1:], 0.5))
+                          tuple(words), tuple(folded), tuple(spans))  # fmt: skip
+            vec = pool[rng.integers(0, len(pool), 1 + len(spans))]
+            rows.append(ChunkRow(chunk, docs[owner[b]], words, folded, vec[0], vec[1:], 0.5))
         fresh = sorted({owner[r % len(base)] for r in range(lo, min(lo + batch, n))} - written_docs)
         written_docs.update(fresh)
-        index.write(gen, rows, [docs[d] for d in fresh])
+        index.write(gen, rows, [docs[d] for d in fresh], new=True)
         print(f"  written {min(lo + batch, n):,}/{n:,}", flush=True)
     reps = n / len(base)
     index.add_terms(gen, Counter({t: max(1, round(c * reps)) for t, c in df.items()}))

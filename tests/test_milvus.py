@@ -264,7 +264,7 @@ def test_a_second_build_refuses_while_one_runs(milvus: LiteServer, tmp_path: Pat
     settings = _settings(milvus, tmp_path, "busy")
     holder = MilvusIndex(milvus.uri, "busy")
     try:
-        with holder.lock(), pytest.raises(IndexBusy, match="another de06qa index .* is writing busy"):
+        with holder.lock(), pytest.raises(IndexBusy, match=r"another de06qa index .* is writing busy"):
             build_index(settings, SEEDS, FakeEmbedder())
     finally:
         holder.close()

@@ -308,7 +308,7 @@ def _build_milvus(
             else:
                 previous = current["generation"] if current else ""
                 gen = index.new_generation(dim)
-                index.write(gen, rows, articles)
+                index.write(gen, rows, articles, new=True)
             index.add_terms(gen, df)
             m = _manifest(settings, source, model_info(embedder, dim), articles, [], 0, skipped)
             del m["documents"]

@@ -380,10 +380,12 @@ class MilvusIndex:
             _create(self.client, f"{gen}_terms", s, i)
         return gen
 
-    def write(self, gen: str, rows: list[ChunkRow], articles: list[Article]) -> tuple[set[int], set[int]]:
-        """Upsert chunks, then their articles (replacing rows of the same keys); returns the
-        chunk and article-part keys written. An article's row goes last: its content hash says
-        its chunks are complete."""
+    def write(
+        self, gen: str, rows: list[ChunkRow], articles: list[Article], new: bool = False
+    ) -> tuple[set[int], set[int]]:
+        """Upsert chunks, then their articles (replacing rows of the same keys; plain inserts into
+        a `new` generation); returns the chunk and article-part keys written. An article's row
+        goes last: its content hash says its chunks are complete."""
         chunks = Counter(r.chunk.doc_id for r in rows)
         sentences: dict[str, set[int]] = {}
         for r in rows:
@@ -391,11 +393,12 @@ class MilvusIndex:
         per_doc = {d: (chunks[d], len(sentences.get(d, ()))) for d in {a.doc_id for a in articles}}
         records = [_chunk_record(r, per_doc) for r in rows]
         docs = [rec for a in articles for rec in _doc_records(a, per_doc[a.doc_id])]
+        put = self.client.insert if new else self.client.upsert
         with _failing_as("write chunks", self.uri):
             for lo in range(0, len(records), INSERT_BATCH):
-                self.client.upsert(gen, records[lo : lo + INSERT_BATCH])
+                put(gen, records[lo : lo + INSERT_BATCH])
             for lo in range(0, len(docs), INSERT_BATCH):
-                self.client.upsert(f"{gen}_docs", docs[lo : lo + INSERT_BATCH])
+                put(f"{gen}_docs", docs[lo : lo + INSERT_BATCH])
         return {r["pk"] for r in records}, {d["key"] for d in docs}
 
     def stored(self, gen: str, doc_ids: list[str]) -> tuple[list[int], Counter[str], list[int]]:
@@ -590,7 +593,11 @@ class MilvusBackend:
 
     def _view(self, rows: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
         articles: dict[str, Article] = {}
-        chunks, position, keys, vecs, ranges = [], [], [], [], []
+        chunks: list[Chunk] = []
+        position: list[float] = []
+        keys: list[tuple[str, int]] = []
+        vecs: list[np.ndarray] = []
+        ranges: list[tuple[int, int]] = []
         for r in rows:
             doc_id, info = r["doc_id"], r["info"]
             if doc_id not in articles:
