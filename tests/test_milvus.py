@@ -333,3 +333,43 @@ def test_a_missing_index_in_milvus_says_how_to_build_it(milvus: LiteServer, tmp_
     assert out.returncode == 2 and "de06qa index FOLDER --backend milvus" in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_dask_workers_write_their_share_into_milvus(
+    milvus, real_settings, real_embedder, real_searcher, tmp_path, monkeypatch
+):  # type: ignore[no-untyped-def]
+    pytest.importorskip("distributed")
+    import numpy as np
+    from pymilvus import MilvusClient
+
+    from de06qa import indexing
+    from de06qa.distributed import cluster_embedder
+
+    settings = real_settings.with_(
+        index_dir=tmp_path / "absent", backend="milvus", milvus_uri=milvus.uri, collection="dask"
+    )
+    monkeypatch.setattr(indexing, "SHARE_CHARS", 10_000)  # several shares for five articles
+
+    def refuse(*args: object, **kw: object) -> None:
+        raise AssertionError("the command wrote chunks itself; the workers should")
+
+    monkeypatch.setattr(MilvusIndex, "write", refuse)  # in this process only: workers are others
+    with cluster_embedder(real_embedder, settings, workers=2) as spread:
+        s = build_index(settings, SEEDS, spread)
+    assert s.documents == 5 and s.chunks == real_searcher.backend.stats.chunks
+    b = MilvusBackend(milvus.uri, "dask")
+    local = {c.chunk_id: i for i, c in enumerate(real_searcher.backend.chunks())}
+    client = MilvusClient(milvus.uri)
+    try:
+        rows = client.query(
+            b.collection, filter='chunk_id != ""', output_fields=["chunk_id", "vector"], limit=16384
+        )
+    finally:
+        client.close()
+    assert sorted(r["chunk_id"] for r in rows) == sorted(local)
+    ref = real_searcher.backend.data.dense.vectors()
+    cos = [float(np.dot(np.asarray(r["vector"], np.float32), ref[local[r["chunk_id"]]])) for r in rows]
+    assert min(cos) >= 0.9999
+    assert b.stats == real_searcher.backend.stats
+    assert Searcher(b, real_embedder, settings).search(HA_GIANG).answer.text == "665"

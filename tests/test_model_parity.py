@@ -87,3 +87,30 @@ def test_answering_imports_neither_torch_nor_transformers(real_searcher, real_se
     answer, heavy = out.stdout.strip().splitlines()[-2:]
     assert answer == "665"
     assert heavy == "[]", out.stderr
+
+
+def test_sentencepiece_gives_the_ids_tokenizers_gives(real_embedder, seed_sentences):
+    """The serving tokenizer (SentencePiece over the model's pieces) against the `tokenizers`
+    library on the same tokenizer.json: the questions, every seed sentence, and odd input."""
+    import json
+
+    from de06qa.embedding import export_onnx
+    from de06qa.tokenizer import HfEncoder, PieceEncoder, load_encoder
+
+    path = export_onnx(real_embedder._settings) / "tokenizer.json"
+    ours, reference = load_encoder(path, 512), HfEncoder(path, 512)
+    assert isinstance(ours, PieceEncoder)
+    questions = [json.loads(line)["question"] for line in (ROOT / "eval" / "questions.jsonl").open()]
+    odd = [
+        "", "  hai  dấu   cách  ", "<s> token đặc biệt </s> và <mask> ở giữa", "emoji 😀 和 中文 ﻿ zero\u200bwidth",
+        "ÀÁẢÃẠ Đ đ Hòa Hoà", "\tTab\nxuống dòng", "NFKC ﬁ ① ² ＡＢＣ", "rất dài " * 400,
+    ]  # fmt: skip
+    texts = [f"query: {q}" for q in questions + odd] + [f"passage: {s}" for s in seed_sentences]
+    for t in texts:
+        a, ma = ours.encode([t])
+        b, mb = reference.encode([t])
+        assert a.tolist() == b.tolist() and ma.tolist() == mb.tolist(), t[:80]
+    # batches pad like the library
+    a, ma = ours.encode(texts[:16])
+    b, mb = reference.encode(texts[:16])
+    assert np.array_equal(a, b) and np.array_equal(ma, mb)

@@ -2,16 +2,19 @@
 
 Embedding is what a build spends its time on, and it splits cleanly: the passages are cut into
 partitions, each worker loads the model once (kept in the worker process) and embeds the
-partitions it is given. Reading, chunking, BM25 and writing the index stay with the command.
+partitions it is given. Reading, chunking, BM25 and writing the index folder stay with the
+command; with a Milvus server, each worker chunks, embeds and writes its share of the articles
+into Milvus itself (`spread`), and the command only publishes.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -23,16 +26,22 @@ from de06qa.errors import ClusterUnavailable, De06qaError
 # small enough that progress moves and workers finish together.
 PARTITION = 256
 
+T = TypeVar("T")
+R = TypeVar("R")
 _WORKER_MODELS: dict[tuple[str, str, str, str], Embedder] = {}
 
 
-def _embed_partition(settings: Settings, texts: list[str]) -> np.ndarray:
+def _on_worker(settings: Settings, fn: Callable[[Embedder, T], R], part: T) -> R:
     """Runs on a worker: the model is loaded on the worker's first task and reused after."""
     key = (settings.model, settings.runtime, settings.precision, str(settings.cache_dir))
     model = _WORKER_MODELS.get(key)
     if model is None:
         model = _WORKER_MODELS[key] = create_embedder(settings)
-    return model.embed_passages(texts)
+    return fn(model, part)
+
+
+def _embed(model: Embedder, texts: list[str]) -> np.ndarray:
+    return np.asarray(model.embed_passages(texts), dtype=np.float32)
 
 
 class DaskEmbedder:
@@ -54,29 +63,41 @@ class DaskEmbedder:
         return self._local.embed_queries(texts)
 
     def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
-        from distributed import as_completed
-
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        _ = self.dim  # converts/exports the model into this machine's cache once, before the workers look
         parts = [texts[i : i + PARTITION] for i in range(0, len(texts), PARTITION)]
-        client = self._client
+        done = self.spread(_embed, parts, [len(p) for p in parts], progress)
+        return np.concatenate(done)
+
+    def spread(
+        self,
+        fn: Callable[[Embedder, T], R],
+        parts: list[T],
+        sizes: list[int] | None = None,
+        progress: Progress | None = None,
+    ) -> list[R]:
+        """fn(the worker's model, part) for every part, run on the workers; results in order
+        (`fn` must be importable by the workers: a module-level function or a partial of one)."""
+        from distributed import as_completed
+
+        _ = self.dim  # converts/exports the model into this machine's cache once, before the workers look
         # Settings are a few hundred bytes: sent with each task (a scattered copy shares its key
         # between builds and is released under a later build's feet).
-        futures = client.map(_embed_partition, [self._settings] * len(parts), parts, pure=False)  # type: ignore[attr-defined]
+        n = len(parts)
+        futures = self._client.map(_on_worker, [self._settings] * n, [fn] * n, parts, pure=False)  # type: ignore[attr-defined]
         index = {f.key: i for i, f in enumerate(futures)}
-        out: list[np.ndarray | None] = [None] * len(parts)
+        out: list[R | None] = [None] * n
         for future in as_completed(futures):  # type: ignore[no-untyped-call]
             i = index[future.key]
             try:
-                out[i] = np.asarray(future.result(), dtype=np.float32)
+                out[i] = future.result()
             except De06qaError:
                 raise
             except Exception as e:  # a worker's failure arrives as whatever it raised there
-                raise ClusterUnavailable(f"a Dask worker failed to embed ({type(e).__name__}: {e})") from None
+                raise ClusterUnavailable(f"a Dask worker failed ({type(e).__name__}: {e})") from None
             if progress:
-                progress(len(parts[i]))
-        return np.concatenate([o for o in out if o is not None])
+                progress(sizes[i] if sizes else 1)
+        return [o for o in out if o is not None]
 
 
 @contextmanager

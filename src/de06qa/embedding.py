@@ -248,7 +248,8 @@ class OnnxEmbedder(_BatchEncoder):
     def _open(self) -> tuple[Any, Any, str, int]:
         folder = export_onnx(self._settings)
         import onnxruntime as ort
-        from tokenizers import Tokenizer
+
+        from de06qa.tokenizer import load_encoder
 
         _quiet()
         opts = ort.SessionOptions()
@@ -258,11 +259,8 @@ class OnnxEmbedder(_BatchEncoder):
         session = ort.InferenceSession(
             str(folder / "onnx" / ONNX_FILES[self.precision]), opts, providers=["CPUExecutionProvider"]
         )
-        tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         max_len = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length") or 512)
-        tok.enable_truncation(max_length=max_len)
-        pad_id = tok.token_to_id("<pad>")
-        tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="<pad>")
+        tok = load_encoder(folder / "tokenizer.json", max_len)
         pooling = _read_json(folder / "1_Pooling" / "config.json")
         mode = (
             "cls" if pooling.get("pooling_mode_cls_token") or pooling.get("pooling_mode") == "cls" else "mean"
@@ -275,13 +273,11 @@ class OnnxEmbedder(_BatchEncoder):
         return self._load()[3]
 
     def token_count(self, text: str) -> int:
-        return len(self._load()[1].encode(text).ids)
+        return int(self._load()[1].count(text))
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         session, tok, pooling, _ = self._load()
-        enc = tok.encode_batch(texts)
-        ids = np.array([e.ids for e in enc], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        ids, mask = tok.encode(texts)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if any(i.name == "token_type_ids" for i in session.get_inputs()):
             feeds["token_type_ids"] = np.zeros_like(ids)

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,9 @@ def model_info(embedder: Embedder, dim: int | None = None) -> store.ModelInfo:
         embedder.runtime,
     )
 
+
+# Text per share of a build spread over Dask workers that write into Milvus themselves.
+SHARE_CHARS = 100_000
 
 Report = Callable[[str, int, int], None]
 """Progress of a build: (stage, done, total), called as work advances."""
@@ -250,7 +254,7 @@ def _build_milvus(
     in place by content hash: new and changed articles' chunks upserted, those of changed and
     vanished articles deleted, term statistics adjusted. Otherwise (or with `rebuild`) a new
     generation, published by moving the index's pointer once it is complete."""
-    from de06qa.backends.milvus import ChunkRow, MilvusIndex
+    from de06qa.backends.milvus import MilvusIndex
 
     where = f"{uri} ({settings.collection})"
     index = MilvusIndex(uri, settings.collection)
@@ -276,44 +280,27 @@ def _build_milvus(
                     where, len(articles), counts["chunks"], counts["sentences"],
                     tuple(skipped), time.perf_counter() - t0, reused=len(kept), changed=False,
                 )  # fmt: skip
-            new = _embed(
-                fresh_articles, settings, embedder, report, manifest["model"]["dim"] if live else None
-            )
-            dim = int(new.vectors.shape[1])
-            sent_vec = dict(zip(new.sentences, new.sentence_vectors))
-            position = positions(new.chunks)
-            words, folded = _lexical_docs(fresh_articles, new.chunks)
-            rows = [
-                ChunkRow(
-                    c,
-                    by_id[c.doc_id],
-                    words[i],
-                    folded[i],
-                    new.vectors[i],
-                    _stack([sent_vec[(c.doc_id, s.start, s.end)] for s in c.sentences], dim),
-                    float(position[i]),
-                )
-                for i, c in enumerate(new.chunks)
-            ]
-            df: Counter[str] = Counter()
-            for f in folded:
-                df.update(set(f))
+            dim = int(manifest["model"]["dim"]) if live else embedder.dim
             if live:
-                # Upserts first (the same chunk ids are replaced), then what is left of the old.
                 gen, previous = live, current.get("previous", "") if current else ""
                 old_chunks, old_df, old_parts = index.stored(gen, sorted(set(old) - kept))
-                chunk_keys, part_keys = index.write(gen, rows, fresh_articles)
-                index.delete(gen, sorted(set(old_chunks) - chunk_keys), sorted(set(old_parts) - part_keys))
-                df.subtract(old_df)
             else:
                 previous = current["generation"] if current else ""
                 gen = index.new_generation(dim)
-                index.write(gen, rows, articles, new=True)
-            index.add_terms(gen, df)
+            # Upserts first (the same chunk ids are replaced), then what is left of the old.
+            written = _write_articles(uri, gen, settings, embedder, fresh_articles, report, new=not live)
+            if live:
+                index.delete(
+                    gen,
+                    sorted(set(old_chunks) - written.chunk_keys),
+                    sorted(set(old_parts) - written.part_keys),
+                )
+                written.df.subtract(old_df)
+            index.add_terms(gen, written.df)
             m = _manifest(settings, source, model_info(embedder, dim), articles, [], 0, skipped)
             del m["documents"]
-            m["counts"]["chunks"] = sum(old[d]["chunks"] for d in kept) + len(new.chunks)
-            m["counts"]["sentences"] = sum(old[d]["sentences"] for d in kept) + len(new.sentences)
+            m["counts"]["chunks"] = sum(old[d]["chunks"] for d in kept) + written.chunks
+            m["counts"]["sentences"] = sum(old[d]["sentences"] for d in kept) + written.sentences
             m["stats"] = {
                 "provinces": sorted({p for a in articles for p in a.provinces}),
                 "undated": sum(a.date is None for a in articles),
@@ -327,6 +314,89 @@ def _build_milvus(
         where, len(articles), m["counts"]["chunks"], m["counts"]["sentences"], tuple(skipped),
         time.perf_counter() - t0, embedded=len(fresh_articles), reused=len(kept), removed=len(removed),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a share of the articles added to a Milvus generation."""
+
+    chunk_keys: set[int]
+    part_keys: set[int]
+    df: Counter[str]  # documents (chunks) each folded term occurs in
+    chunks: int
+    sentences: int
+
+    def __add__(self, o: Written) -> Written:
+        return Written(
+            self.chunk_keys | o.chunk_keys, self.part_keys | o.part_keys, self.df + o.df,
+            self.chunks + o.chunks, self.sentences + o.sentences,
+        )  # fmt: skip
+
+
+def write_share(
+    uri: str, gen: str, settings: Settings, new: bool, embedder: Embedder, articles: list[Article],
+    report: Report | None = None,
+) -> Written:  # fmt: skip
+    """Chunk, embed and write these articles into the generation (on a Dask worker, or here)."""
+    from de06qa.backends.milvus import ChunkRow, MilvusIndex
+
+    if not articles:
+        return Written(set(), set(), Counter(), 0, 0)
+    by_id = {a.doc_id: a for a in articles}
+    e = _embed(articles, settings, embedder, report, None)
+    dim = int(e.vectors.shape[1])
+    sent_vec = dict(zip(e.sentences, e.sentence_vectors))
+    position = positions(e.chunks)
+    words, folded = _lexical_docs(articles, e.chunks)
+    rows = [
+        ChunkRow(
+            c,
+            by_id[c.doc_id],
+            words[i],
+            folded[i],
+            e.vectors[i],
+            _stack([sent_vec[(c.doc_id, s.start, s.end)] for s in c.sentences], dim),
+            float(position[i]),
+        )
+        for i, c in enumerate(e.chunks)
+    ]
+    df: Counter[str] = Counter()
+    for f in folded:
+        df.update(set(f))
+    index = MilvusIndex(uri, settings.collection)
+    try:
+        chunk_keys, part_keys = index.write(gen, rows, articles, new)
+    finally:
+        index.close()
+    return Written(chunk_keys, part_keys, df, len(e.chunks), len(e.sentences))
+
+
+def _write_articles(
+    uri: str, gen: str, settings: Settings, embedder: Embedder, articles: list[Article], report: Report | None,
+    new: bool,
+) -> Written:  # fmt: skip
+    """Write the articles into the generation: on the Dask cluster's workers when the build has
+    one and Milvus is a server they can reach (a Milvus Lite file belongs to this process), else
+    here."""
+    spread = getattr(embedder, "spread", None)
+    if spread is None or uri.endswith(".db") or not articles:
+        return write_share(uri, gen, settings, new, embedder, articles, report)
+    # Shares of about SHARE_CHARS of text: a few hundred passages per task.
+    shares: list[list[Article]] = [[]]
+    for a in articles:
+        if sum(len(x.text) for x in shares[-1]) > SHARE_CHARS:
+            shares.append([])
+        shares[-1].append(a)
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if report:
+            report("embed", done, len(shares))
+
+    results: list[Written] = spread(partial(write_share, uri, gen, settings, new), shares, None, step)
+    return sum(results[1:], results[0])
 
 
 def _reusable(current: dict[str, Any], settings: Settings, embedder: Embedder) -> str | None:

@@ -390,7 +390,9 @@ class MilvusIndex:
         sentences: dict[str, set[int]] = {}
         for r in rows:
             sentences.setdefault(r.chunk.doc_id, set()).update(s.start for s in r.chunk.sentences)
-        per_doc = {d: (chunks[d], len(sentences.get(d, ()))) for d in {a.doc_id for a in articles}}
+        per_doc = {
+            d: (chunks[d], len(sentences.get(d, ()))) for d in {*chunks, *(a.doc_id for a in articles)}
+        }
         records = [_chunk_record(r, per_doc) for r in rows]
         docs = [rec for a in articles for rec in _doc_records(a, per_doc[a.doc_id])]
         put = self.client.insert if new else self.client.upsert

@@ -1,0 +1,147 @@
+"""The ONNX embedder's tokenizer. The only module that imports sentencepiece.
+
+multilingual-e5's tokenizer is a SentencePiece Unigram model of 250k pieces. The `tokenizers`
+library holds it in a byte trie of hash maps: ~250 MB in every serving process, half a replica's
+memory. SentencePiece runs the same model from a double-array trie in ~50 MB. This module reads
+the model's tokenizer.json, gives its pieces and scores to SentencePiece, and keeps from
+`tokenizers` only the normalizer and the pre-tokenizer (a tokenizer without vocabulary): the ids
+are the same (tests/test_model_parity.py compares them on Vietnamese questions and passages).
+Any tokenizer.json of another shape (WordPiece, BPE …) is run by `tokenizers` as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Encoder(Protocol):
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(input ids, attention mask), padded to the longest text of the batch."""
+        ...
+
+    def count(self, text: str) -> int:
+        """Tokens of one text, special tokens included."""
+        ...
+
+
+class HfEncoder:
+    """tokenizer.json run by the `tokenizers` library."""
+
+    def __init__(self, path: Path, max_len: int) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(path))
+        self._tok.enable_truncation(max_length=max_len)
+        pad_id = self._tok.token_to_id("<pad>")
+        self._tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="<pad>")
+
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        enc = self._tok.encode_batch(texts)
+        return (
+            np.array([e.ids for e in enc], dtype=np.int64),
+            np.array([e.attention_mask for e in enc], dtype=np.int64),
+        )
+
+    def count(self, text: str) -> int:
+        return len(self._tok.encode(text).ids)
+
+
+class PieceEncoder:
+    """A Unigram tokenizer.json run by SentencePiece, with the same ids as `tokenizers` gives."""
+
+    def __init__(self, spec: dict[str, Any], max_len: int) -> None:
+        import sentencepiece as spm
+        from sentencepiece import sentencepiece_model_pb2 as pb
+        from tokenizers import Tokenizer
+
+        model = spec["model"]
+        added = {t["content"]: t for t in spec.get("added_tokens", [])}
+        proto = pb.ModelProto()  # type: ignore[attr-defined]
+        proto.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM  # type: ignore[attr-defined]
+        proto.trainer_spec.unk_id = model["unk_id"]
+        specials = {t["id"] for t in added.values()}
+        kinds = pb.ModelProto.SentencePiece  # type: ignore[attr-defined]
+        for i, (piece, score) in enumerate(model["vocab"]):
+            p = proto.pieces.add()
+            p.piece, p.score = piece, score
+            p.type = (
+                kinds.UNKNOWN if i == model["unk_id"] else kinds.CONTROL if i in specials else kinds.NORMAL
+            )
+        # Normalising and the "▁" marks are done by `tokenizers` below: SentencePiece only segments.
+        proto.normalizer_spec.name = "identity"
+        proto.normalizer_spec.add_dummy_prefix = False
+        proto.normalizer_spec.remove_extra_whitespaces = False
+        proto.normalizer_spec.escape_whitespaces = False
+        self._sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
+        # The same tokenizer.json without its vocabulary: its normalizer and pre-tokenizer.
+        bare = {**spec, "model": {**model, "vocab": model["vocab"][: model["unk_id"] + 1]}}
+        self._text = Tokenizer.from_str(json.dumps(bare))
+        self._ids = {c: int(t["id"]) for c, t in added.items()}
+        self._lstrip = {c for c, t in added.items() if t.get("lstrip")}
+        self._split = re.compile("(" + "|".join(map(re.escape, sorted(added, key=len, reverse=True))) + ")")
+        template = spec["post_processor"]["single"]
+        self._before = [self._ids[t["SpecialToken"]["id"]] for t in template[: _sequence_at(template)]]
+        self._after = [self._ids[t["SpecialToken"]["id"]] for t in template[_sequence_at(template) + 1 :]]
+        self._max = max_len - len(self._before) - len(self._after)
+        self._pad = self._ids.get("<pad>", 0)
+
+    @staticmethod
+    def fits(spec: dict[str, Any]) -> bool:
+        """Whether a tokenizer.json has the shape this encoder reproduces exactly."""
+        pre, post = spec.get("pre_tokenizer") or {}, spec.get("post_processor") or {}
+        return (
+            spec.get("model", {}).get("type") == "Unigram"
+            and not spec["model"].get("byte_fallback")
+            and pre.get("type") == "Metaspace"
+            and pre.get("split") is False
+            and post.get("type") == "TemplateProcessing"
+            and _sequence_at(post.get("single", [])) >= 0
+        )
+
+    def _ids_of(self, text: str) -> list[int]:
+        ids: list[int] = []
+        parts = self._split.split(text) if self._ids else [text]
+        for n, part in enumerate(parts):
+            if part in self._ids:
+                ids.append(self._ids[part])
+                continue
+            if n + 1 < len(parts) and parts[n + 1] in self._lstrip:
+                part = part.rstrip()
+            if not part:
+                continue
+            normal = self._text.normalizer.normalize_str(part) if self._text.normalizer else part
+            pre = "".join(p for p, _ in self._text.pre_tokenizer.pre_tokenize_str(normal))
+            ids += self._sp.encode(pre)
+        return self._before + ids[: self._max] + self._after
+
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        rows = [self._ids_of(t) for t in texts]
+        width = max((len(r) for r in rows), default=0)
+        ids = np.full((len(rows), width), self._pad, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        return ids, mask
+
+    def count(self, text: str) -> int:
+        return len(self._ids_of(text))
+
+
+def _sequence_at(template: list[dict[str, Any]]) -> int:
+    return next((i for i, t in enumerate(template) if "Sequence" in t), -1)
+
+
+def load_encoder(path: Path, max_len: int) -> Encoder:
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    if PieceEncoder.fits(spec):
+        try:
+            return PieceEncoder(spec, max_len)
+        except ImportError:  # sentencepiece not installed: the library's own tokenizer
+            pass
+    return HfEncoder(path, max_len)
