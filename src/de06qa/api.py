@@ -459,7 +459,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         tags=["service"],
     )
     def reload(request: Request) -> Any:
-        """Load the index folder again (after `de06qa index`); only from this machine (loopback)."""
+        """Load the index again (after `de06qa index`); only from this machine (loopback)."""
         if not _is_loopback(request.client.host if request.client else ""):
             return JSONResponse({"detail": "reload is only allowed from 127.0.0.1"}, status_code=403)
         s = service.reload()

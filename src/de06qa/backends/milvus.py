@@ -30,7 +30,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -522,6 +522,7 @@ class MilvusBackend:
         self._stats = Stats(counts.get("documents", 0), counts.get("chunks", 0), s.get("undated", 0))
         self._provinces = frozenset(s.get("provinces", ()))
         self._dim = int(self._manifest["model"]["dim"])
+        self._idf_ahead: dict[tuple[str, ...], Future[dict[str, float]]] = {}
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -544,6 +545,10 @@ class MilvusBackend:
         return {int(g["pk"]): g for g in got}
 
     def candidates(self, query: Query, depth: int, filters: Filters | None = None) -> Candidates:
+        # The ranker asks for the question's idf next: fetch it alongside the searches.
+        if len(self._idf_ahead) > 64:
+            self._idf_ahead.clear()
+        self._idf_ahead[query.terms] = _POOL.submit(self._idf, query.terms)
         expr = _expr(filters)
         vector = None if query.vector is None else query.vector.tolist()
         asked = {
@@ -639,6 +644,10 @@ class MilvusBackend:
 
     def idf(self, terms: tuple[str, ...]) -> dict[str, float]:
         """BM25's idf from the stored document frequencies (one query for the question's terms)."""
+        ahead = self._idf_ahead.pop(terms, None)
+        return ahead.result() if ahead is not None else self._idf(terms)
+
+    def _idf(self, terms: tuple[str, ...]) -> dict[str, float]:
         dfs = self._dfs(tuple(dict.fromkeys(terms)))
         n = self._stats.chunks
         return {t: float(np.log1p((n - df + 0.5) / (df + 0.5))) if df else 0.0 for t, df in dfs.items()}
