@@ -47,7 +47,7 @@ def test_index_roundtrip_and_refusals(tmp_path: Path, seeds_copy: Path, fake_emb
         store.load(tmp_path / "nowhere")
     other = store.ModelInfo("intfloat/multilingual-e5-small", "e5", 384, model_info(fake_embedder).segmenter)
     with pytest.raises(IndexIncompatible, match="rebuild"):
-        store.check_model(data.manifest, other, settings.index_dir)
+        store.check_model(data.manifest, other, str(settings.index_dir))
     (settings.index_dir / "vectors.faiss").write_bytes(b"garbage")
     with pytest.raises(IndexDamaged, match="rebuild"):
         store.load(settings.index_dir)

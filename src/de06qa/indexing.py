@@ -82,7 +82,7 @@ def _previous(settings: Settings, embedder: Embedder) -> store.IndexData | None:
     """The existing index, if its vectors can be reused: same model, same chunking."""
     try:
         data = store.load(settings.index_dir)
-        store.check_model(data.manifest, model_info(embedder, data.dense.dim), settings.index_dir)
+        store.check_model(data.manifest, model_info(embedder, data.dense.dim), str(settings.index_dir))
     except De06qaError as e:
         if not isinstance(e, IndexMissing):
             log.warning("full build: the existing index cannot be reused (%s)", e)
@@ -404,7 +404,7 @@ def _reusable(current: dict[str, Any], settings: Settings, embedder: Embedder) -
     chunking), else None (a new generation is built)."""
     m = current["manifest"]
     try:
-        store.check_model(m, model_info(embedder, m["model"]["dim"]), Path(settings.collection))
+        store.check_model(m, model_info(embedder, m["model"]["dim"]), settings.collection)
     except De06qaError as e:
         log.warning("full build: the index in Milvus cannot be updated in place (%s)", e)
         return None

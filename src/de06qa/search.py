@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -146,9 +145,15 @@ class Searcher:
     def __init__(
         self, backend: Backend, embedder: Embedder, settings: Settings, models: Models | None = None
     ) -> None:
-        where = settings.index_dir if settings.backend == "embedded" else Path(settings.collection)
         m = backend.manifest
-        store.check_model(m, model_info(embedder, int(m.get("model", {}).get("dim") or 0)), where)
+        info = model_info(embedder, int(m.get("model", {}).get("dim") or 0))
+        if settings.backend == "embedded":
+            store.check_model(m, info, str(settings.index_dir))
+        else:
+            store.check_model(
+                m, info, f"the index {settings.collection!r} in Milvus",
+                f"de06qa index FOLDER --rebuild --backend milvus --collection {settings.collection}",
+            )  # fmt: skip
         self.backend = backend
         self.embedder = embedder
         self.settings = settings

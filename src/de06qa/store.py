@@ -194,17 +194,19 @@ def read_manifest(folder: Path, base: Path | None = None) -> dict[str, Any]:
     return manifest
 
 
-def check_model(manifest: dict[str, Any], model: ModelInfo, folder: Path) -> None:
+def check_model(manifest: dict[str, Any], model: ModelInfo, where: str, rebuild: str = "") -> None:
+    """That the index at `where` was built with this model; `rebuild` is the command that
+    rebuilds it (default: the index folder's)."""
+    rebuild = rebuild or f"de06qa index --rebuild --index-dir {where}"
     built = manifest.get("model", {})
     if built.get("model") != model.model or built.get("profile") != model.profile:
         raise IndexIncompatible(
-            f"{folder} was built with model {built.get('model')!r}, not {model.model!r}; rebuild with: "
-            f"de06qa index --rebuild --index-dir {folder} (or set DE06QA_MODEL={built.get('model')})"
+            f"{where} was built with model {built.get('model')!r}, not {model.model!r}; rebuild with: "
+            f"{rebuild} (or set DE06QA_MODEL={built.get('model')})"
         )
     if built.get("segmenter") != model.segmenter:
         raise IndexIncompatible(
-            f"{folder} was built with segmenter {built.get('segmenter')!r}; rebuild with: "
-            f"de06qa index --rebuild --index-dir {folder}"
+            f"{where} was built with segmenter {built.get('segmenter')!r}; rebuild with: {rebuild}"
         )
 
 
