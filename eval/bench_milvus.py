@@ -169,6 +169,7 @@ def write(
         "settings": {"chunk_chars": 450, "chunk_overlap": 1, "faiss_index": "flat"},
         "counts": {"documents": len(docs), "chunks": n, "sentences": 0},
         "stats": {"provinces": sorted({p for ps in provinces for p in ps}), "undated": 0},
+        "milvus": {"uri": uri, "collection": "bench", "dense_index": dense_index},
     }  # fmt: skip
     index.publish(gen, manifest)
     index.retire({gen})
@@ -217,6 +218,16 @@ def main() -> None:
         if not args.reuse:
             write(uri, n, base, owner, articles, provinces, dates, args.dense_index)
             print(f"insert + flush + load of {n:,} passages: {time.perf_counter() - t:.0f} s", flush=True)
+        else:  # load the collections again (and name the dense index in the pointer)
+            from de06qa.backends.milvus import MilvusIndex
+
+            index = MilvusIndex(uri, "bench")
+            current = index.current()
+            assert current is not None, f"no bench index in {args.db}"
+            manifest = current["manifest"]
+            manifest["milvus"] = {"uri": uri, "collection": "bench", "dense_index": args.dense_index}
+            index.publish(current["generation"], manifest)
+            index.close()
         backend = MilvusBackend(uri, "bench")
         print(
             f"opened (loaded) in {time.perf_counter() - t:.0f} s; Lite server RSS {rss_mb(server._p.pid) if hasattr(server, '_p') else float('nan'):.0f} MB",

@@ -122,6 +122,9 @@ def test_milvus_answers_as_the_embedded_backend_does(built: Settings, real_embed
     f = parse_filters(["Tuyên Quang"])
     res = via_milvus.search("chuyển đổi số", 5, filters=f)
     assert len(res.passages) == 5 and {p.article.doc_id for p in res.passages} == {"002_956fdc6dbb6455d8"}
+    # a filter no article passes: no passages, no error
+    none = via_milvus.search("dịch vụ công", 5, filters=parse_filters(["Cà Mau"]))
+    assert none.passages == () and not none.answerable
     dated = via_milvus.search("dịch vụ công", 10, filters=parse_filters((), "2024", "2024"))
     assert dated.passages and all((p.article.date or "").startswith("2024") for p in dated.passages)
     assert (

@@ -305,7 +305,7 @@ def _build_milvus(
                 "provinces": sorted({p for a in articles for p in a.provinces}),
                 "undated": sum(a.date is None for a in articles),
             }
-            m["milvus"] = {"uri": uri, "collection": settings.collection}
+            m["milvus"] = {"uri": uri, "collection": settings.collection, "dense_index": "AUTOINDEX"}
             index.publish(gen, m, previous)
             index.retire({gen, previous})
     finally:
