@@ -335,6 +335,7 @@ def test_a_missing_index_in_milvus_says_how_to_build_it(milvus: LiteServer, tmp_
     )  # fmt: skip
     assert out.returncode == 2 and "de06qa index FOLDER --backend milvus" in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+    assert not any(c.startswith("nothing") for c in _collections(milvus.uri)), "a reader wrote to Milvus"
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
 
 

@@ -274,12 +274,15 @@ def _doc_records(a: Article, counts: tuple[int, int]) -> list[dict[str, Any]]:
 class MilvusIndex:
     """Writes and maintains one named index in Milvus (a build holds it for its duration)."""
 
-    def __init__(self, uri: str, name: str) -> None:
+    def __init__(self, uri: str, name: str, create: bool = True) -> None:
+        """`create`: make the index's meta collection when there is none (a build); a reader
+        leaves Milvus as it is and finds no pointer."""
         self.uri, self.name = uri, name
         self.client = _client(uri)
         self.meta = f"{name}_meta"
         with _failing_as("open the index", uri):
-            if not self.client.has_collection(self.meta):
+            self.exists = bool(self.client.has_collection(self.meta))
+            if not self.exists and create:
                 from pymilvus import DataType
 
                 s, i = _tiny_schema(
@@ -287,13 +290,17 @@ class MilvusIndex:
                     [("value", DataType.JSON, {})],
                 )  # fmt: skip
                 _create(self.client, self.meta, s, i)
-            self.client.load_collection(self.meta)
+                self.exists = True
+            if self.exists:
+                self.client.load_collection(self.meta)
 
     def close(self) -> None:
         self.client.close()
 
     # pointer and lock rows
     def _get(self, key: str) -> dict[str, Any] | None:
+        if not self.exists:
+            return None
         with _failing_as("read the index's pointer", self.uri):
             got = self.client.query(self.meta, filter=f"key == {_quote(key)}", output_fields=["value"])
         return dict(got[0]["value"]) if got else None
@@ -507,7 +514,7 @@ class MilvusBackend:
 
     def __init__(self, uri: str, name: str) -> None:
         self.uri, self.name = uri, name
-        self._index = MilvusIndex(uri, name)
+        self._index = MilvusIndex(uri, name, create=False)
         self._client = self._index.client
         current = self._index.current()
         if current is None:
