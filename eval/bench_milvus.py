@@ -162,7 +162,7 @@ def write(
         index.write(gen, rows, [docs[d] for d in fresh], new=True)
         print(f"  written {min(lo + batch, n):,}/{n:,}", flush=True)
     reps = n / len(base)
-    index.add_terms(gen, Counter({t: max(1, round(c * reps)) for t, c in df.items()}))
+    index.add_terms(gen, Counter({t: max(1, round(c * reps)) for t, c in df.items()}), new=True)
     manifest = {
         "format_version": store.FORMAT_VERSION, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "model": {"model": DEFAULT_MODEL, "profile": "e5", "dim": dim, "segmenter": SEGMENTER, "runtime": "onnx-fp32"},

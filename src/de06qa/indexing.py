@@ -296,7 +296,7 @@ def _build_milvus(
                     sorted(set(old_parts) - written.part_keys),
                 )
                 written.df.subtract(old_df)
-            index.add_terms(gen, written.df)
+            index.add_terms(gen, written.df, new=not live)
             m = _manifest(settings, source, model_info(embedder, dim), articles, [], 0, skipped)
             del m["documents"]
             m["counts"]["chunks"] = sum(old[d]["chunks"] for d in kept) + written.chunks

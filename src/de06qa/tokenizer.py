@@ -85,8 +85,9 @@ class PieceEncoder:
         self._lstrip = {c for c, t in added.items() if t.get("lstrip")}
         self._split = re.compile("(" + "|".join(map(re.escape, sorted(added, key=len, reverse=True))) + ")")
         template = spec["post_processor"]["single"]
-        self._before = [self._ids[t["SpecialToken"]["id"]] for t in template[: _sequence_at(template)]]
-        self._after = [self._ids[t["SpecialToken"]["id"]] for t in template[_sequence_at(template) + 1 :]]
+        at = _sequence_at(template)
+        self._before = [self._ids[t["SpecialToken"]["id"]] for t in template[:at]]
+        self._after = [self._ids[t["SpecialToken"]["id"]] for t in template[at + 1 :]]
         self._max = max_len - len(self._before) - len(self._after)
         self._pad = self._ids.get("<pad>", 0)
 

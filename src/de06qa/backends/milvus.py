@@ -434,20 +434,18 @@ class MilvusIndex:
                 for lo in range(0, len(keys), 5000):
                     self.client.delete(coll, filter=f"{field} in {keys[lo : lo + 5000]}")
 
-    def add_terms(self, gen: str, delta: Counter[str]) -> None:
-        """Apply document-frequency changes to the terms collection."""
+    def add_terms(self, gen: str, delta: Counter[str], new: bool = False) -> None:
+        """Apply document-frequency changes to the terms collection (of a `new` generation:
+        nothing stored yet to read)."""
         terms = [t for t in delta if delta[t] and 0 < len(t.encode("utf-8")) <= MAX_TERM]
         coll = f"{gen}_terms"
         with _failing_as("write term statistics", self.uri):
             for lo in range(0, len(terms), 2000):
                 part = terms[lo : lo + 2000]
-                found = self.client.query(
-                    coll, filter=f"term in [{', '.join(map(_quote, part))}]", output_fields=["term", "df"]
-                )
-                old = {r["term"]: int(r["df"]) for r in found}
-                new = {t: old.get(t, 0) + delta[t] for t in part}
-                gone = [t for t, v in new.items() if v <= 0 and t in old]
-                keep = [{"term": t, "df": v, "v": [0.0, 0.0]} for t, v in new.items() if v > 0]
+                old = {} if new else _stored_df(self.client, coll, part)
+                new_df = {t: old.get(t, 0) + delta[t] for t in part}
+                gone = [t for t, v in new_df.items() if v <= 0 and t in old]
+                keep = [{"term": t, "df": v, "v": [0.0, 0.0]} for t, v in new_df.items() if v > 0]
                 if keep:
                     self.client.upsert(coll, keep)
                 if gone:
@@ -479,6 +477,16 @@ class MilvusIndex:
                 stamp = c[len(prefix) :].split("_", 1)[0] if c.startswith(prefix) else ""
                 if stamp.isdigit() and f"{prefix}{stamp}" not in keep:
                     self.client.drop_collection(c)
+
+
+def _stored_df(client: Any, coll: str, terms: list[str]) -> dict[str, int]:
+    """Stored document frequencies of these terms (absent ones left out), read through a search
+    on the placeholder vector: Milvus Lite answers it in ms where a query scans (MilvusBackend._fetch)."""
+    hits = client.search(
+        coll, data=[[0.0, 0.0]], anns_field="v", limit=len(terms),
+        filter=f"term in [{', '.join(map(_quote, terms))}]", output_fields=["df"],
+    )  # fmt: skip
+    return {str(h["id"]): int(h["entity"]["df"]) for h in hits[0]}
 
 
 def _iterate(client: Any, coll: str, expr: str, fields: list[str]) -> Iterator[list[dict[str, Any]]]:
@@ -663,12 +671,7 @@ class MilvusBackend:
         out = dict.fromkeys(terms, 0)
         if asked:
             with _failing_as("read term statistics", self.uri):
-                # a search on the placeholder vector: see _fetch
-                hits = self._client.search(
-                    f"{self.collection}_terms", data=[[0.0, 0.0]], anns_field="v", limit=len(asked),
-                    filter=f"term in [{', '.join(map(_quote, asked))}]", output_fields=["df"],
-                )  # fmt: skip
-            out.update({str(h["id"]): int(h["entity"]["df"]) for h in hits[0]})
+                out.update(_stored_df(self._client, f"{self.collection}_terms", asked))
         return out
 
     def idf(self, terms: tuple[str, ...]) -> dict[str, float]:
