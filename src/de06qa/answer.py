@@ -1,4 +1,7 @@
-"""Answer extraction: which kind of answer a question wants, and where it is in a sentence.
+"""Answer kinds: which kind of answer a question wants (count, percent, rank, date, person …),
+whether a text holds one (a ranking feature), and where it is in a sentence: for the kinds where
+this measurably beats the reader's own span inside the sentence the reader chose (`rule_kinds` in
+models/reader.json, chosen by eval/fit_reader.py calibrate on fitting questions).
 
 Everything here is generic Vietnamese/English question morphology and number formats; nothing
 refers to particular questions or articles.

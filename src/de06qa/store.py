@@ -13,6 +13,7 @@ Layout (self-describing, in the spirit of bm25s):
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import json
 import os
@@ -29,7 +30,7 @@ import numpy as np
 
 from de06qa.dense import DenseIndex
 from de06qa.documents import Article, Chunk, Span
-from de06qa.errors import IndexBusy, IndexDamaged, IndexIncompatible, IndexMissing
+from de06qa.errors import IndexBusy, IndexDamaged, IndexIncompatible, IndexMissing, IndexUnwritable
 from de06qa.lexical import LexicalIndex
 
 FORMAT_VERSION = 1
@@ -91,14 +92,42 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def unwritable(e: OSError, target: Path, needed: int = 0) -> IndexUnwritable:
+    """The one-line message for an index that cannot be written at `target`."""
+    where = next((p for p in (target, *target.parents) if p.exists()), Path("/"))
+    free = shutil.disk_usage(where).free
+    # numpy reports a short write without an errno ("236160 requested and 28640 written")
+    if e.errno in (errno.ENOSPC, errno.EDQUOT) or (e.errno is None and "written" in str(e)):
+        return IndexUnwritable(
+            f"the disk holding {target} is full ({free / 1e6:.1f} MB free, the index needs about "
+            f"{max(needed, 1) / 1e6:.1f} MB): free some space or give --index-dir on another disk; "
+            "the previous index is untouched"
+        )
+    return IndexUnwritable(
+        f"cannot write the index at {target} ({e.strerror or e}): give --index-dir a folder you can "
+        "write; the previous index is untouched"
+    )
+
+
+def size_estimate(data: IndexData) -> int:
+    """Bytes the index folder will take, roughly: vectors, plus texts written about four times
+    over (articles, chunks with their words and folded terms, BM25 vocabularies)."""
+    text = sum(len(a.text) for a in data.articles.values()) + sum(len(c.text) for c in data.chunks)
+    return int(data.sentence_vectors.nbytes + data.dense.size * 4 * data.dense.dim + 4 * text)
+
+
 @contextmanager
 def build_lock(target: Path) -> Iterator[None]:
     """One build at a time per index folder. flock is released by the kernel when the process
     dies, even by SIGKILL, so a crashed build never leaves a stale lock behind."""
     target = target.resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
     path = target.parent / f".{target.name}.lock"
-    with path.open("a+") as f:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        f = path.open("a+")
+    except OSError as e:
+        raise unwritable(e, target) from e
+    with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -120,8 +149,11 @@ def build_lock(target: Path) -> Iterator[None]:
 def save(data: IndexData, target: Path) -> None:
     """Write into a temporary sibling folder, then swap it in, so a crash never leaves a half index."""
     target = target.resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    except OSError as e:
+        raise unwritable(e, target, size_estimate(data)) from e
     tmp.chmod(0o755)  # mkdtemp's 0700 would hide the index from a server running as another user
     try:
         _write_jsonl(tmp / "articles.jsonl", [_article_record(a) for a in data.articles.values()])
@@ -139,6 +171,9 @@ def save(data: IndexData, target: Path) -> None:
         # The manifest goes last: its presence marks a complete folder.
         (tmp / MANIFEST).write_text(json.dumps(data.manifest, ensure_ascii=False, indent=1), encoding="utf-8")
         _swap_in(tmp, target)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)  # first: the free space then counts without it
+        raise unwritable(e, target, size_estimate(data)) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

