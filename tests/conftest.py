@@ -4,7 +4,6 @@ slow) use the real default model, converted once per session into a temporary ca
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import pytest
 
 from de06qa.config import Settings
 from de06qa.embedding import E5, Profile
-from de06qa.reader import Found
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -43,26 +41,6 @@ class FakeEmbedder:
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
-
-
-class FakeReader:
-    """Stands in for the answer reader in unit tests: in each text its first number (else its first
-    word) is the span; the "answers" logit grows with the share of the question's syllables the
-    text holds. Deterministic and model-free."""
-
-    def read_many(self, items):  # type: ignore[no-untyped-def]
-        out = []
-        for question, texts in items:
-            asked = set(question.lower().split())
-            row = []
-            for t in texts:
-                m = re.search(r"\d+(?:[.,]\d+)*", t.text) or re.search(r"\w+", t.text)
-                share = len(asked & set(t.text.lower().split())) / max(len(asked), 1)
-                row.append(
-                    None if m is None else Found(t.offset + m.start(), t.offset + m.end(), 1.0, 8 * share - 2)
-                )
-            out.append(row)
-        return out
 
 
 @pytest.fixture

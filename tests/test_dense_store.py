@@ -11,8 +11,6 @@ from de06qa.errors import IndexDamaged, IndexIncompatible, IndexMissing
 from de06qa.indexing import build_index, model_info
 from de06qa.search import Searcher
 
-from .conftest import FakeReader
-
 
 def _unit(n, d, seed=0):
     v = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
@@ -58,7 +56,7 @@ def test_index_roundtrip_and_refusals(tmp_path: Path, seeds_copy: Path, fake_emb
 def test_searcher_with_fake_embedder_finds_lexical_match(tmp_path: Path, seeds_copy: Path, fake_embedder):
     settings = Settings(index_dir=tmp_path / "idx")
     build_index(settings, seeds_copy, fake_embedder)
-    s = Searcher.open(settings, fake_embedder, reader=FakeReader())
+    s = Searcher.open(settings, fake_embedder)
     res = s.search("ha giang co bao nhieu dich vu cong toan trinh", k=20)
     assert res.passages[0].chunk.doc_id.startswith("002_")
     assert len(res.passages) == 20

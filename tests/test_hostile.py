@@ -18,7 +18,7 @@ from de06qa.errors import IndexUnwritable
 from de06qa.indexing import build_index
 from de06qa.ingest import read_folder
 
-from .conftest import SEEDS, FakeEmbedder, FakeReader
+from .conftest import SEEDS, FakeEmbedder
 
 EXE = str(Path(sys.executable).with_name("de06qa"))
 ARTICLE = "Hà Giang đẩy mạnh Đề án 06\nTỉnh Hà Giang có 665 dịch vụ công toàn trình.\n"
@@ -117,7 +117,7 @@ def store_settings(index_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def test_http_refuses_a_question_with_lone_surrogates(fake_index):
-    with TestClient(create_app(fake_index, FakeEmbedder(), FakeReader())) as c:
+    with TestClient(create_app(fake_index, FakeEmbedder())) as c:
         r = c.post(
             "/search",
             content=b'{"q": "Ha Giang \\udcff\\udcfe", "k": 2}',

@@ -30,7 +30,7 @@ from de06qa.filters import parse_filters
 from de06qa.indexing import build_index
 from de06qa.search import Searcher
 
-from .conftest import ROOT, SEEDS, FakeEmbedder, FakeReader
+from .conftest import ROOT, SEEDS, FakeEmbedder
 
 EXE = str(Path(sys.executable).with_name("de06qa"))
 HA_GIANG = "Hà Giang có bao nhiêu dịch vụ công toàn trình?"
@@ -220,7 +220,7 @@ def test_an_update_changes_the_collection_in_place_and_a_running_server_follows(
     first = build_index(settings, seeds_copy, emb)
     assert (first.embedded, first.documents) == (5, 5)
     gen = MilvusBackend(milvus.uri, "upd").collection
-    with TestClient(create_app(settings, emb, FakeReader())) as client:
+    with TestClient(create_app(settings, emb)) as client:
         assert "Quảng Trị" not in client.get("/search", params={"q": "Sóc Trăng phiếu lý lịch tư pháp"}).text
         # one article changed, one removed, one added
         changed = seeds_copy / "001_e543ea4addd9af9c.txt"
@@ -316,9 +316,7 @@ def test_a_killed_rebuild_leaves_readers_on_the_old_collection(
     # readers stay on the published collection, and it answers
     b = MilvusBackend(milvus.uri, "kill")
     assert b.collection == old
-    assert (
-        Searcher(b, FakeEmbedder(), settings, reader=FakeReader()).search("dịch vụ công toàn trình").passages
-    )
+    assert Searcher(b, FakeEmbedder(), settings).search("dịch vụ công toàn trình").passages
     # the dead build's lock expires; the next build publishes and drops the leftover
     monkeypatch.setattr(milvus_backend, "LOCK_TTL_S", 0.5)
     time.sleep(0.6)

@@ -10,12 +10,12 @@ from de06qa.query import analyse
 from de06qa.ranking import RANK_FEATURES, load_models, rank_features
 from de06qa.search import CANDIDATES, Searcher
 
-from .conftest import FakeEmbedder, FakeReader
+from .conftest import FakeEmbedder
 
 
 @pytest.fixture(scope="module")
 def searcher(fake_index):
-    return Searcher.open(fake_index, FakeEmbedder(), reader=FakeReader())
+    return Searcher.open(fake_index, FakeEmbedder())
 
 
 def test_query_is_analysed_once_into_every_form():
@@ -108,8 +108,7 @@ def test_packaged_models_load_and_are_named_in_the_manifest(fake_index):
     x = np.zeros((3, len(RANK_FEATURES)), np.float32)
     x[0, RANK_FEATURES.index("sentence_idf_cover")] = 1.0  # the question's words all in one sentence
     assert models.ranker.logits(x).shape == (3,)
-    manifest = store.read_manifest(fake_index.index_dir)
-    assert manifest["ranker"] == models.version and manifest["reader"] == models.reader
+    assert store.read_manifest(fake_index.index_dir)["ranker"] == models.version
 
 
 def test_span_never_repeats_a_number_the_question_gives():

@@ -57,8 +57,8 @@ def _settings(index_dir: str | Path | None, settings: Settings | None) -> Settin
 
 
 def open_index(index_dir: str | Path | None = None, settings: Settings | None = None) -> Searcher:
-    """A Searcher over the index at `index_dir` (default: the settings', `index/`); the model and
-    the reader load on the first question. Raises De06qaError subclasses with a message to show."""
+    """A Searcher over the index at `index_dir` (default: the settings', `index/`); the model loads
+    on the first question. Raises De06qaError subclasses with a message to show."""
     from de06qa.search import open_searcher
 
     return open_searcher(_settings(index_dir, settings))

@@ -1,7 +1,4 @@
-"""Answer kinds: which kind of answer a question wants (count, percent, rank, date, person …),
-whether a text holds one (a ranking feature), and where it is in a sentence: for the kinds where
-this measurably beats the reader's own span inside the sentence the reader chose (`rule_kinds` in
-models/reader.json, chosen by eval/fit_reader.py calibrate on fitting questions).
+"""Answer extraction: which kind of answer a question wants, and where it is in a sentence.
 
 Everything here is generic Vietnamese/English question morphology and number formats; nothing
 refers to particular questions or articles.

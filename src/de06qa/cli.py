@@ -462,12 +462,6 @@ def _print_report(report: dict) -> None:  # type: ignore[type-arg]
                       f"{r['answer_holds_gold']:.3f}", f"{r['answer_exact_match']:.3f}", f"{r['answer_f1']:.3f}",
                       f"{ab['precision']:.3f}", f"{ab['recall']:.3f}", f"{ab['answerable_wrongly_flagged']:.3f}")  # fmt: skip
     wide.print(a)
-    g = report.get("reader_on_gold_passage")
-    if g and g["questions"]:
-        wide.print(
-            f"Reader alone on the gold passage ({g['questions']} questions): "
-            f"span EM {g['exact_match']:.3f}, span F1 {g['f1']:.3f}"
-        )
 
 
 @app.command("eval")

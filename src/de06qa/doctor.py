@@ -112,11 +112,18 @@ def model(settings: Settings) -> list[Check]:
 
     w = weights_file()
     if not w.exists():
-        out.append(Check(FAIL, "reader", f"{w} missing", "reinstall de06qa"))
+        out.append(
+            Check(
+                WARN,
+                "reader",
+                f"{w} missing (the answer reader, not yet the answer path)",
+                "reinstall de06qa",
+            )
+        )
     else:
         exported = sorted((settings.cache_dir / "onnx").glob("reader-*/reader.onnx.data"))
         detail = f"{w.name} ({_mb(w):.1f} MB); " + (
-            f"exported {exported[-1].parent}" if exported else "not exported yet (first question, ~20 s)"
+            f"exported {exported[-1].parent}" if exported else "not exported yet (its first use, ~20 s)"
         )
         out.append(Check(OK, "reader", detail))
     return out

@@ -203,7 +203,6 @@ def evaluate(
             ]
         runs[mode] = [line for qid, rows in scored.items() for line in _trec_lines(qid, rows, mode)]
         report["modes"][mode] = mode_report
-    report["reader_on_gold_passage"] = _reader_on_gold(searcher, answerable, by_doc, rels)
     if out is not None:
         _write(out, report, runs, rels, failures)
     return report
@@ -291,29 +290,6 @@ def _answer_metrics(questions: list[Question], results: dict[str, SearchResult])
             "answerable_wrongly_flagged": round(flagged_wrong / len(answerable), 4) if answerable else 0.0,
         },
     }
-
-
-def _reader_on_gold(
-    searcher: Searcher, questions: list[Question], by_doc: dict[str, list[Chunk]], rels: dict[str, set[str]]
-) -> dict[str, float]:
-    """The reader alone, given each question's gold passage (the first chunk of the gold article
-    that holds a gold answer): span EM and F1, comparable to published reading-comprehension numbers."""
-    from de06qa.reader import Text
-
-    items, golds = [], []
-    for q in questions:
-        chunk = next((c for c in by_doc.get(q.doc_id or "", []) if c.chunk_id in rels[q.qid]), None)
-        if chunk is not None:
-            items.append((q.question, [Text(chunk.text, chunk.start)]))
-            golds.append((q, chunk))
-    found = searcher.reader.read_many(items)
-    em = f1 = 0.0
-    for (q, chunk), (f,) in zip(golds, found):
-        text = chunk.text[f.start - chunk.start : f.end - chunk.start] if f is not None else ""
-        em += max(answer_em(text, x) for x in q.answers)
-        f1 += max(span_f1(text, x) for x in q.answers)
-    n = max(len(golds), 1)
-    return {"questions": len(golds), "exact_match": round(em / n, 4), "f1": round(f1 / n, 4)}
 
 
 def _failure(q: Question, judged: list[str], res: SearchResult, rel: set[str]) -> dict[str, Any]:

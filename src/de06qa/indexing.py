@@ -473,7 +473,6 @@ def _manifest(
     skipped: list[Skipped],
 ) -> dict[str, Any]:
     per_doc = Counter(c.doc_id for c in chunks)
-    models = load_models()
     return {
         "format_version": store.FORMAT_VERSION,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -491,10 +490,8 @@ def _manifest(
             "faiss_index": settings.faiss_index,
         },
         "counts": {"documents": len(articles), "chunks": len(chunks), "sentences": sentences},
-        # The packaged models a search over this index uses: the ranker (it reads the index's
-        # features) and the answer reader with its confidence.
-        "ranker": models.version,
-        "reader": models.reader,
+        # The packaged ranking models a search over this index uses (they read its features).
+        "ranker": load_models().version,
         "documents": {
             a.doc_id: {
                 "content_hash": a.content_hash,

@@ -1,6 +1,5 @@
-"""Learned ranking: features of candidate chunks and the models that score them (the ranker, fitted
-by `eval/fit_ranker.py`; the confidence that the corpus answers, fitted on the reader's scores by
-`eval/fit_reader.py calibrate`), both on external Vietnamese QA data.
+"""Learned ranking: features of candidate chunks and answer sentences, and the small linear models
+(fitted by `eval/fit_ranker.py` on external Vietnamese QA data) that score them.
 
 Features are computed for candidates only, so the cost of ranking does not grow with the corpus.
 Every feature is generic (lexical and semantic agreement, article-level evidence, position): none
@@ -17,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from de06qa.answer import STOPWORDS
+from de06qa.answer import STOPWORDS, has_candidate
 from de06qa.backends import Candidates
-from de06qa.corpus import CorpusView
+from de06qa.corpus import CorpusView, terms_of
+from de06qa.documents import Span
 from de06qa.errors import IndexIncompatible
 from de06qa.query import Query
 
 MODEL_FILE = "ranker.json"
-CONFIDENCE_FILE = "reader.json"
 
 RANK_FEATURES = (
     "bm25_words_rel", "bm25_folded_rel", "bm25_folded_log", "lex_rrank",
@@ -33,9 +32,15 @@ RANK_FEATURES = (
     "province_match", "province_mismatch", "first_chunk", "position", "length", "has_kind",
     "known", "known_x_lex",
 )  # fmt: skip
+SENTENCE_FEATURES = (
+    "cos", "cos_gap", "idf_cover", "idf_cover_ctx", "bigram_cover", "has_kind", "passage_score",
+    "passage_rank", "length", "province_match", "idf_cover_gap", "bigram_cover_gap", "passage_gap",
+    "cos_rank",
+)  # fmt: skip
 CONFIDENCE_FEATURES = (
-    "reader_answers", "reader_span", "reader_answers_top", "chosen_rank", "passage_prob", "passage_margin",
-    "dense_top", "bm25_top", "idf_cover", "known", "province_unknown", "province_mismatch",
+    "passage_prob", "passage_margin", "sentence_prob", "sentence_cos", "dense_top", "bm25_top", "idf_cover",
+    "passage_sentence_idf_cover", "sentence_idf_cover", "sentence_bigram_cover", "known", "province_unknown",
+    "province_mismatch",
 )  # fmt: skip
 
 
@@ -153,6 +158,35 @@ def rank_features(q: Query, c: Candidates, view: CorpusView, idf: dict[str, floa
     return np.stack([np.asarray(cols[f], np.float32) for f in RANK_FEATURES], axis=1)
 
 
+def sentence_features(
+    q: Query,
+    sentences: list[tuple[Span, int, float, np.ndarray | None, frozenset[str], bool]],
+    idf: dict[str, float],
+) -> np.ndarray:
+    """One row of SENTENCE_FEATURES per candidate answer sentence, given as
+    (span, passage rank, passage score, sentence vector, title terms, province match)."""
+    bigrams = query_bigrams(q)
+    rows = []
+    for span, rank, pscore, vec, title, match in sentences:
+        syl, pairs = terms_of(span.text)
+        cos = float(vec @ q.vector) if vec is not None and q.vector is not None else 0.0
+        rows.append([
+            cos, 0.0, _cover(q.terms, syl, idf), _cover(q.terms, syl | title, idf), _share(bigrams, pairs),
+            float(has_candidate(span.text, q.kind)), pscore, float(rank), math.log1p(len(span.text)) / 6.0,
+            float(match), 0.0, 0.0, 0.0, 0.0,
+        ])  # fmt: skip
+    x = np.array(rows, np.float32).reshape(len(rows), len(SENTENCE_FEATURES))
+    if len(x):
+        # How each sentence compares with the best of the question's candidates.
+        for gap, of in (("cos_gap", "cos"), ("idf_cover_gap", "idf_cover_ctx"),
+                        ("bigram_cover_gap", "bigram_cover"), ("passage_gap", "passage_score")):  # fmt: skip
+            x[:, SENTENCE_FEATURES.index(gap)] = (
+                x[:, SENTENCE_FEATURES.index(of)] - x[:, SENTENCE_FEATURES.index(of)].max()
+            )
+        x[:, SENTENCE_FEATURES.index("cos_rank")] = _rrank(x[:, 0])
+    return x
+
+
 @dataclass(frozen=True, eq=False)
 class LinearModel:
     """A logistic regression: standardised features, weights, bias."""
@@ -229,54 +263,43 @@ class TreeModel:
 class Models:
     """The fitted models that ship with the package (`de06qa/models/`)."""
 
-    version: str  # the ranker's
+    version: str
     ranker: LinearModel | TreeModel
+    sentence: LinearModel | TreeModel
     confidence: LinearModel
     threshold: float  # confidence at or above which a question counts as answered
-    reader: str = ""  # the reader's version (its weights and this confidence are fitted together)
-    # question kinds whose answer is the rule-based span in the reader's sentence (answer.locate):
-    # those where it beat the reader's span on the fitting questions
-    rule_kinds: frozenset[str] = frozenset()
 
-    def ranker_dict(self, meta: dict[str, Any]) -> dict[str, Any]:
-        """ranker.json: the ranker and how it was fitted."""
-        if isinstance(self.ranker, LinearModel):
-            entry = self.ranker.to_dict()
-        else:
-            entry = {
-                "kind": "lightgbm",
-                "file": "ranker-lightgbm.txt",
-                "features": list(self.ranker.features),
-            }
-        return {"version": self.version, **meta, "ranker": entry}
+    def to_dict(self, meta: dict[str, Any]) -> dict[str, Any]:
+        def entry(name: str, model: LinearModel | TreeModel) -> dict[str, Any]:
+            if isinstance(model, LinearModel):
+                return model.to_dict()
+            return {"kind": "lightgbm", "file": f"{name}-lightgbm.txt", "features": list(model.features)}
 
-    def confidence_dict(self, meta: dict[str, Any]) -> dict[str, Any]:
-        """reader.json: the reader's version and the confidence fitted on its scores."""
         return {
-            "version": self.reader,
+            "version": self.version,
             **meta,
+            "ranker": entry("ranker", self.ranker),
+            "sentence": entry("sentence", self.sentence),
             "confidence": self.confidence.to_dict(),
             "threshold": self.threshold,
-            "rule_kinds": sorted(self.rule_kinds),
         }
 
 
 def load_models() -> Models:
     folder = resources.files("de06qa") / "models"
     d = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
-    c = json.loads((folder / CONFIDENCE_FILE).read_text(encoding="utf-8"))
-    entry = d["ranker"]
-    if entry.get("kind") != "lightgbm":
-        ranker: LinearModel | TreeModel = LinearModel.from_dict(entry, RANK_FEATURES)
-    elif tuple(entry["features"]) != RANK_FEATURES:
-        raise IndexIncompatible("the packaged ranker was fitted on other features; reinstall de06qa")
-    else:
-        ranker = TreeModel((folder / entry["file"]).read_text(encoding="utf-8"), RANK_FEATURES)
+
+    def model(entry: dict[str, Any], features: tuple[str, ...]) -> LinearModel | TreeModel:
+        if entry.get("kind") != "lightgbm":
+            return LinearModel.from_dict(entry, features)
+        if tuple(entry["features"]) != features:
+            raise IndexIncompatible("the packaged ranker was fitted on other features; reinstall de06qa")
+        return TreeModel((folder / entry["file"]).read_text(encoding="utf-8"), features)
+
     return Models(
         d["version"],
-        ranker,
-        LinearModel.from_dict(c["confidence"], CONFIDENCE_FEATURES),
-        float(c.get("threshold", 0.5)),
-        str(c["version"]),
-        frozenset(c.get("rule_kinds", ())),
+        model(d["ranker"], RANK_FEATURES),
+        model(d["sentence"], SENTENCE_FEATURES),
+        LinearModel.from_dict(d["confidence"], CONFIDENCE_FEATURES),
+        float(d.get("threshold", 0.5)),
     )

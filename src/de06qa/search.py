@@ -24,8 +24,16 @@ from de06qa.errors import BadQuery
 from de06qa.filters import SORTS, Filters
 from de06qa.indexing import milvus_uri, model_info
 from de06qa.query import Query, analyse
-from de06qa.ranking import CONFIDENCE_FEATURES, RANK_FEATURES, Models, load_models, rank_features, sigmoid
-from de06qa.reader import Found, Reader, Text
+from de06qa.ranking import (
+    CONFIDENCE_FEATURES,
+    RANK_FEATURES,
+    SENTENCE_FEATURES,
+    Models,
+    load_models,
+    rank_features,
+    sentence_features,
+    sigmoid,
+)
 from de06qa.text import nfc
 
 MODES = ("hybrid", "bm25", "dense")
@@ -120,8 +128,8 @@ class SearchResult:
 # Candidates per retrieval side: the top CANDIDATES by BM25 and the top CANDIDATES by cosine. On
 # ViNewsQA dev (the held-out part) the union holds a relevant chunk for 99% of the questions.
 CANDIDATES = 100
-# The reader reads the top READ_PASSAGES passages; its best span among them is the answer.
-READ_PASSAGES = 3
+# Sentences of the top ANSWER_PASSAGES passages compete to be the answer sentence.
+ANSWER_PASSAGES = 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,12 +145,7 @@ class Ranked:
 
 class Searcher:
     def __init__(
-        self,
-        backend: Backend,
-        embedder: Embedder,
-        settings: Settings,
-        models: Models | None = None,
-        reader: Reader | None = None,
+        self, backend: Backend, embedder: Embedder, settings: Settings, models: Models | None = None
     ) -> None:
         m = backend.manifest
         info = model_info(embedder, int(m.get("model", {}).get("dim") or 0))
@@ -157,21 +160,10 @@ class Searcher:
         self.embedder = embedder
         self.settings = settings
         self.models = models or load_models()
-        if reader is None:
-            from de06qa.reader import OnnxReader
-
-            reader = OnnxReader(settings)
-        self.reader = reader
 
     @classmethod
-    def open(
-        cls,
-        settings: Settings,
-        embedder: Embedder,
-        models: Models | None = None,
-        reader: Reader | None = None,
-    ) -> Searcher:
-        return cls(open_backend(settings), embedder, settings, models, reader)
+    def open(cls, settings: Settings, embedder: Embedder, models: Models | None = None) -> Searcher:
+        return cls(open_backend(settings), embedder, settings, models)
 
     # -- public API -------------------------------------------------------------------------------
     def document(self, doc_id: str) -> Article:
@@ -229,40 +221,12 @@ class Searcher:
         t0 = time.perf_counter()
         analysed = self.analyse_many(queries)
         t_embed = (time.perf_counter() - t0) * 1000 / max(len(queries), 1)
-        staged = [self._retrieve(q, k, mode, filters) for q in analysed]
-        t = time.perf_counter()
-        chosen = self.read(staged)
-        t_read = (time.perf_counter() - t) * 1000 / max(len(queries), 1)
         out = []
-        for s, got in zip(staged, chosen):
-            t = time.perf_counter()
-            answer, confidence = (
-                (got[0], float(self.models.confidence.proba(got[1])[0])) if got else (None, 0.0)
-            )
-            timings = {
-                **s.timings,
-                "read": t_read,
-                "answer": (time.perf_counter() - t) * 1000,
-                "embed": t_embed,
-            }
-            timings["total"] = sum(timings.values())
-            answerable = answer is not None and confidence >= self.models.threshold
-            passages = _newest_first(s.passages) if sort == "date" else s.passages
-            c = s.ranked.candidates if s.ranked is not None else None
-            out.append(
-                SearchResult(
-                    s.query.text,
-                    answerable,
-                    confidence,
-                    answer if answerable else None,
-                    passages,
-                    timings,
-                    filters,
-                    sort,
-                    _facets(c.view, c.rows) if c is not None else {},
-                    s.undated,
-                )
-            )
+        for q in analysed:
+            res = self._search_one(q, k, mode, filters, sort)
+            res.timings_ms["embed"] = t_embed
+            res.timings_ms["total"] += t_embed
+            out.append(res)
         return out
 
     def rank(self, q: Query, filters: Filters | None = None) -> Ranked:
@@ -273,26 +237,36 @@ class Searcher:
         return Ranked(q, cands, x, self.models.ranker.logits(x), idf)
 
     # -- internals --------------------------------------------------------------------------------
-    def _retrieve(self, q: Query, k: int, mode: str, filters: Filters) -> _Staged:
-        """Candidates, ranking and the top k passages of one question (what the reader reads)."""
+    def _search_one(self, q: Query, k: int, mode: str, filters: Filters, sort: str) -> SearchResult:
         timings: dict[str, float] = {}
         t = time.perf_counter()
         undated = self.backend.stats.undated if filters.dated else 0
         if not self.backend.stats.chunks:
-            return _Staged(q, None, (), timings, undated)
+            return SearchResult(q.text, False, 0.0, None, (), {"total": 0.0}, filters, sort, {}, undated)
         r = self.rank(q, filters)
         c = r.candidates
+        lexical = c.lexical
         timings["retrieve"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         if mode == "bm25":
-            scores = c.lexical
+            scores = lexical
         elif mode == "dense":
             scores = c.dense
         else:
             scores = sigmoid(r.logits)
-        passages = self._passages(r, scores, c.lexical, k)
+        passages = self._passages(r, scores, lexical, k)
         timings["rank"] = (time.perf_counter() - t) * 1000
-        return _Staged(q, r, passages, timings, undated)
+        t = time.perf_counter()
+        answer, confidence = self._answer(r, passages)
+        timings["answer"] = (time.perf_counter() - t) * 1000
+        if sort == "date":
+            passages = _newest_first(passages)
+        timings["total"] = sum(timings.values())
+        answerable = answer is not None and confidence >= self.models.threshold
+        return SearchResult(
+            q.text, answerable, confidence, answer if answerable else None, passages, timings,
+            filters, sort, _facets(c.view, c.rows), undated,
+        )  # fmt: skip
 
     def _passages(self, r: Ranked, scores: np.ndarray, lexical: np.ndarray, k: int) -> tuple[Passage, ...]:
         """The top k by `scores`, as passages a person wants to read, no two sharing text: a chunk
@@ -341,80 +315,79 @@ class Searcher:
             )  # fmt: skip
         return tuple(out)
 
-    def read(self, staged: list[_Staged]) -> list[tuple[AnswerSpan, np.ndarray] | None]:
-        """The reader over every question's top passages in one batched run: each question's
-        answer and its confidence features (None when no passage has a word to read)."""
-        found = self.reader.read_many([(s.query.text, passage_texts(s.passages)) for s in staged])
-        return [self._answer(s, f) if s.ranked is not None else None for s, f in zip(staged, found)]
+    def answer_sentences(
+        self, r: Ranked, passages: tuple[Passage, ...]
+    ) -> tuple[list[tuple[Span, Passage]], np.ndarray]:
+        """The sentences of the top passages that may hold the answer, and their features."""
+        view = r.candidates.view
+        seen: set[tuple[str, int]] = set()
+        cands: list[tuple[Span, Passage]] = []
+        rows = []
+        for p in passages[:ANSWER_PASSAGES]:
+            d = view.doc_number[p.chunk.doc_id]
+            for s in p.chunk.sentences:
+                if (p.chunk.doc_id, s.start) in seen:
+                    continue
+                seen.add((p.chunk.doc_id, s.start))
+                vec = view.sentence_vector(p.chunk.doc_id, s.start)
+                match = bool(r.query.provinces & view.doc_provinces[d])
+                cands.append((s, p))
+                rows.append((s, p.rank, p.logit, vec, view.doc_title_terms[d], match))
+        return cands, sentence_features(r.query, rows, r.idf)
 
-    def _answer(self, s: _Staged, found: list[Found | None]) -> tuple[AnswerSpan, np.ndarray] | None:
-        """The reader's best span over the top passages (the passage it is surest answers, the
-        ranker's score breaking near ties), the sentences that hold it, and the features of the
-        confidence that the corpus answers the question at all."""
-        assert s.ranked is not None
-        read = [(f, p) for f, p in zip(found, s.passages) if f is not None]
-        if not read:
-            return None
-        f, top = max(read, key=lambda fp: choice_score(fp[0], fp[1]))
-        inside = [x for x in top.chunk.sentences if x.start < f.end and f.start < x.end]
-        a, b = (inside[0].start, inside[-1].end) if inside else (f.start, f.end)
-        sentence = top.chunk.text[a - top.chunk.start : b - top.chunk.start]
-        start, end = f.start, f.end
-        if s.query.kind in self.models.rule_kinds:
-            rule = locate(sentence, s.query.text, s.query.kind)
-            if rule is not None:
-                start, end = a + rule[0], a + rule[1]
-        text = top.chunk.text[start - top.chunk.start : end - top.chunk.start]
-        answer = AnswerSpan(text, sentence, top.chunk.doc_id, start, end, a, b, top.article.page_at(start))
-        return answer, self.confidence_features(s.ranked, s.passages, f, top, max(r.answers for r, _ in read))
+    def _answer(self, r: Ranked, passages: tuple[Passage, ...]) -> tuple[AnswerSpan | None, float]:
+        """The answering sentence (learned selector) among the top passages, the span inside it, and
+        a calibrated confidence that the corpus answers the question at all."""
+        if not passages:
+            return None, 0.0
+        q = r.query
+        cands, x = self.answer_sentences(r, passages)
+        if not cands:
+            return None, 0.0
+        probs = self.models.sentence.proba(x)
+        best = int(np.argmax(probs))
+        sent, top = cands[best]
+        span = locate(sent.text, q.text, q.kind)
+        a, b = (sent.start + span[0], sent.start + span[1]) if span else (sent.start, sent.end)
+        answer = AnswerSpan(
+            sent.text[a - sent.start : b - sent.start],
+            sent.text,
+            top.chunk.doc_id,
+            a,
+            b,
+            sent.start,
+            sent.end,
+            top.article.page_at(a),
+        )
+        conf = self.models.confidence.proba(
+            self.confidence_features(r, passages, x[best], float(probs[best]))
+        )
+        return answer, float(conf[0])
 
     def confidence_features(
-        self, r: Ranked, passages: tuple[Passage, ...], f: Found, chosen: Passage, answers_top: float
+        self, r: Ranked, passages: tuple[Passage, ...], sentence_x: np.ndarray, sentence_prob: float
     ) -> np.ndarray:
-        q, view = r.query, r.candidates.view
+        q, top, view = r.query, passages[0], r.candidates.view
         logits = sorted((p.logit for p in passages), reverse=True)
-        d = view.doc_number[chosen.chunk.doc_id]
+        d = view.doc_number[top.chunk.doc_id]
+        col = {name: i for i, name in enumerate(SENTENCE_FEATURES)}
         i_top = int(np.argmax(r.logits))
         values = {
-            "reader_answers": f.answers,
-            "reader_span": f.span,
-            "reader_answers_top": answers_top,
-            "chosen_rank": float(chosen.rank),
             "passage_prob": float(sigmoid(logits[0])),
             "passage_margin": logits[0] - logits[1] if len(logits) > 1 else 0.0,
+            "sentence_prob": sentence_prob,
+            "sentence_cos": float(sentence_x[col["cos"]]),
             "dense_top": float(r.candidates.dense.max()),
             "bm25_top": float(r.features[:, RANK_FEATURES.index("bm25_folded_log")].max()),
             "idf_cover": float(r.features[i_top, RANK_FEATURES.index("idf_cover")]),
+            "passage_sentence_idf_cover": float(r.features[i_top, RANK_FEATURES.index("sentence_idf_cover")]),
+            "sentence_idf_cover": float(sentence_x[col["idf_cover_ctx"]]),
+            "sentence_bigram_cover": float(sentence_x[col["bigram_cover"]]),
             "known": float(r.features[0, RANK_FEATURES.index("known")]),
             "province_unknown": float(bool(q.provinces) and not (q.provinces & view.corpus_provinces)),
             "province_mismatch": float(bool(q.provinces) and not (q.provinces & view.doc_provinces[d])),
         }
         return np.array([[values[f] for f in CONFIDENCE_FEATURES]], np.float32)
-
-
-# Which passage's span is the answer: the reader's "answers" logit plus this share of the ranker's
-# logit (chosen by answer F1 on the fitting questions: eval/fit_reader.py calibrate).
-ANSWER_RANKER_WEIGHT = 0.5
-
-
-def choice_score(f: Found, p: Passage, weight: float = ANSWER_RANKER_WEIGHT) -> float:
-    return f.answers + weight * p.logit
-
-
-@dataclass(frozen=True, eq=False)
-class _Staged:
-    """One question between retrieval and reading."""
-
-    query: Query
-    ranked: Ranked | None  # None for an empty index
-    passages: tuple[Passage, ...]
-    timings: dict[str, float]
-    undated: int
-
-
-def passage_texts(passages: tuple[Passage, ...]) -> list[Text]:
-    """What the reader reads of a question's passages."""
-    return [Text(p.chunk.text, p.chunk.start) for p in passages[:READ_PASSAGES]]
 
 
 @dataclass(eq=False)

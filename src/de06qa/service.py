@@ -15,19 +15,15 @@ from typing import Any
 from de06qa.config import Settings
 from de06qa.embedding import Embedder
 from de06qa.errors import De06qaError, IndexMissing
-from de06qa.reader import Reader
 from de06qa.search import Searcher
 
 log = logging.getLogger(__name__)
 
 
 class Service:
-    def __init__(
-        self, settings: Settings, embedder: Embedder | None = None, reader: Reader | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
-        self._reader = reader
         self._searcher: Searcher | None = None
         self._error: De06qaError | None = None
         self._loaded_at: str | None = None
@@ -85,11 +81,7 @@ class Service:
                     from de06qa.embedding import create_embedder
 
                     self._embedder = create_embedder(self.settings)
-                if self._reader is None:
-                    from de06qa.reader import OnnxReader
-
-                    self._reader = OnnxReader(self.settings)
-                searcher = Searcher.open(self.settings, self._embedder, reader=self._reader)
+                searcher = Searcher.open(self.settings, self._embedder)
             except De06qaError as e:
                 if self._searcher is None:
                     self._error = e
