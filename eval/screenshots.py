@@ -40,7 +40,8 @@ def main() -> None:
     exe = str(Path(sys.executable).with_name("de06qa"))
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "DE06QA_INDEX_DIR": f"{tmp}/index"}
-        subprocess.run([exe, "index", str(ROOT / "seeds")], env=env, check=True, capture_output=True)
+        # from the repository, as a user runs it: sources read "seeds/…"
+        subprocess.run([exe, "index", "seeds"], env=env, check=True, capture_output=True, cwd=ROOT)
         port = _free_port()
         server = subprocess.Popen([exe, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
         try:

@@ -107,7 +107,7 @@ def model(settings: Settings) -> list[Check]:
             )
         else:
             out.append(Check(WARN, f"onnx {precision}", f"not exported yet into {onnx}",
-                             "made by the first question or build (about a minute, once)"))  # fmt: skip
+                             "made by the first question or build (about 40 s, once)"))  # fmt: skip
     from de06qa.reader import weights_file
 
     w = weights_file()
