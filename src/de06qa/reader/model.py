@@ -61,17 +61,27 @@ def fresh_top(folder: str | Path, attention: str = "eager") -> ReaderTop:
     return ReaderTop(list(base.encoder.layer[FROZEN_LAYERS:]), base.config.hidden_size)
 
 
+class Lower(nn.Module):
+    """The frozen lower layers: ids and mask in, their hidden states out (what fitting caches)."""
+
+    def __init__(self, base: Any) -> None:
+        super().__init__()
+        self.base = base
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # type: ignore[no-any-return]
+
+
 class Reader(nn.Module):
     """The whole reader, for the ONNX export: ids and mask in, start/end/answers logits out."""
 
-    def __init__(self, lower: Any, top: ReaderTop) -> None:
+    def __init__(self, lower: Lower, top: ReaderTop) -> None:
         super().__init__()
         self.lower = lower
         self.top = top
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        hidden = self.lower(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.top(hidden, attention_mask)  # type: ignore[no-any-return]
+        return self.top(self.lower(input_ids, attention_mask), attention_mask)  # type: ignore[no-any-return]
 
 
 def save_top(top: ReaderTop, path: Path, meta: dict[str, str]) -> None:
@@ -91,18 +101,29 @@ def load_top(folder: str | Path, weights: Path) -> ReaderTop:
     return top.eval()
 
 
-def export(folder: str | Path, weights: Path, out: Path) -> None:
-    """Write the reader (base lower layers + tuned top from `weights`) as one ONNX file."""
+_BT = {0: "b", 1: "t"}  # batch and token axes
+
+
+def _to_onnx(module: nn.Module, out: Path, outputs: dict[str, dict[int, str]]) -> None:
+    """One ONNX file of `module` (ids and mask in), batch and length dynamic."""
     import warnings
 
-    reader = Reader(load_base(folder, FROZEN_LAYERS), load_top(folder, weights)).eval()
     ids = torch.tensor([[0, 5, 6, 2, 2, 7, 8, 9, 2]], dtype=torch.int64)
-    mask = torch.ones_like(ids)
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            reader, (ids, mask), str(out), input_names=["input_ids", "attention_mask"],
-            output_names=["start", "end", "answers"], opset_version=17, dynamo=False,
-            dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"},
-                          "start": {0: "b", 1: "t"}, "end": {0: "b", 1: "t"}, "answers": {0: "b"}},
+            module.eval(), (ids, torch.ones_like(ids)), str(out), input_names=["input_ids", "attention_mask"],
+            output_names=list(outputs), opset_version=17, dynamo=False,
+            dynamic_axes={"input_ids": _BT, "attention_mask": _BT, **outputs},
         )  # fmt: skip
+
+
+def export(folder: str | Path, weights: Path, out: Path) -> None:
+    """Write the reader (base lower layers + tuned top from `weights`) as one ONNX file."""
+    reader = Reader(Lower(load_base(folder, FROZEN_LAYERS)), load_top(folder, weights))
+    _to_onnx(reader, out, {"start": _BT, "end": _BT, "answers": {0: "b"}})
+
+
+def export_lower(folder: str | Path, out: Path) -> None:
+    """Write the frozen lower layers alone as an ONNX file (fitting runs them once and caches)."""
+    _to_onnx(Lower(load_base(folder, FROZEN_LAYERS)), out, {"hidden": _BT})
