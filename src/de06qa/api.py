@@ -64,6 +64,10 @@ SINCE_HELP = (
 UNTIL_HELP = (
     "Only articles published on or before this date (YYYY-MM-DD, YYYY-MM or YYYY); undated ones are left out"
 )
+BY_HELP = (
+    "province: one row each; date: one province's articles over time "
+    "(default: date when the question says 'qua các năm', else province)"
+)
 SORT_HELP = "relevance (default), or date: the k most relevant passages, newest first"
 
 _STATUS: dict[type[De06qaError], int] = {
@@ -155,6 +159,58 @@ class SearchOut(BaseModel):
     results: list[ResultOut]
     filters: FiltersOut
     facets: FacetsOut
+    comparative: bool = Field(
+        description="The question asks across provinces or over time: GET /compare answers it with a table"
+    )
+    timings_ms: dict[str, float]
+
+
+class CompareRowOut(BaseModel):
+    province: str = Field(
+        description="The province the figure is about, as the article names it (pre-2025 name)"
+    )
+    province_2025: str = Field(description="The province it belongs to since the 2025 mergers")
+    value: str = Field(description="The figure as written, qualifier included: 'hơn 1,5 triệu', '88,6%'")
+    number: float = Field(description="The figure parsed: 1500000, 88.6 (a fraction's numerator)")
+    unit: str = Field(description="'%', 'đồng' or the noun counted ('dịch vụ công'); '' if none")
+    kind: Literal["count", "percent", "money", "fraction", "rank"]
+    qualifier: str | None = Field(description="'hơn', 'gần', 'trên', …: a bound or an estimate")
+    total: float | None = Field(description="A fraction's or a rank's denominator (1.818/1.876 → 1876)")
+    upper: float | None = Field(description="A range's upper end")
+    as_of: str | None = Field(description="When the figure holds: YYYY-MM-DD, YYYY-MM or YYYY")
+    as_of_from: Literal["sentence", "paragraph", "article", "none"] = Field(
+        description="Where as_of was read: the figure's sentence, an earlier sentence of its paragraph, "
+        "or the article's publication date"
+    )
+    doc_id: str
+    title: str
+    date: str | None = Field(description="The article's publication date")
+    start: int = Field(description="Offset of `value` in the article text")
+    end: int
+    page: int | None
+    sentence: str
+    sentence_start: int
+    sentence_end: int
+    confidence: float
+    compares: bool = Field(description="Whether the row compares with the others (no notes)")
+    notes: list[str] = Field(description="Why it may not: another kind of figure, not exact, older, undated")
+
+
+class CompareFiltersOut(BaseModel):
+    province: list[str]
+    since: str | None
+    until: str | None
+
+
+class CompareOut(BaseModel):
+    query: str
+    indicator: str = Field(description="What was compared: the question without its comparison words")
+    by: Literal["province", "date"]
+    order: Literal["descending", "ascending"]
+    rows: list[CompareRowOut]
+    silent: list[str] = Field(description="Provinces read whose articles give no confident figure")
+    leader: str | None = Field(description="The first row's province when every row of its kind compares")
+    filters: CompareFiltersOut
     timings_ms: dict[str, float]
 
 
@@ -412,6 +468,34 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         """The same search with a JSON body: `{"q": "…", "k": 5, "province": ["Hà Giang"]}`."""
         filters = parse_filters(body.province, body.since, body.until)
         return service.searcher().search(body.q, body.k, body.mode, filters, body.sort).to_dict()
+
+    @app.get("/compare", response_model=CompareOut, responses=_ERRORS, tags=["search"])
+    def compare_get(
+        q: Annotated[
+            str,
+            Query(
+                description="An indicator or a question across provinces, 1–1000 characters",
+                examples=["Tỉnh nào có nhiều dịch vụ công trực tuyến toàn trình nhất?"],
+                min_length=1,
+                max_length=Q_MAX,
+                pattern=Q_PATTERN,
+            ),
+        ],
+        by: Annotated[
+            Literal["province", "date"] | None,
+            Query(description=BY_HELP),
+        ] = None,
+        province: Annotated[
+            list[ProvinceName], Query(description=PROVINCE_HELP, max_length=MAX_PROVINCES)
+        ] = [],  # noqa: B006 (FastAPI copies the default)
+        since: Annotated[str | None, Query(description=SINCE_HELP, pattern=DATE_PATTERN)] = None,
+        until: Annotated[str | None, Query(description=UNTIL_HELP, pattern=DATE_PATTERN)] = None,
+    ) -> dict[str, Any]:
+        """One figure across provinces (or one province over time): the value as written and
+        parsed, its as-of date, its sentence and citation, sorted where the rows compare."""
+        from de06qa.compare import compare
+
+        return compare(service.searcher(), q, by, parse_filters(province, since, until)).to_dict()
 
     @app.get("/documents", response_model=DocumentsOut, responses=_ERRORS, tags=["documents"])
     def documents() -> dict[str, Any]:

@@ -393,6 +393,111 @@ def ask(
     _prompt(answer)
 
 
+def _number(x: float) -> str:
+    """A parsed number the Vietnamese way (1.500.000; 88,6)."""
+    whole = f"{x:,.0f}".replace(",", ".") if x == int(x) else f"{x:,.2f}".rstrip("0").rstrip(".")
+    return whole if x == int(x) else whole.replace(",", " ").replace(".", ",").replace(" ", ".")
+
+
+def _print_comparison(d: dict) -> None:  # type: ignore[type-arg]
+    """The table (a bar per row that compares), the leader when there is one, the silent
+    provinces, then each row's sentence with its figure highlighted and its citation."""
+    from rich.table import Table
+
+    rows = d["rows"]
+    if not rows:
+        out.print(Text(f"No province's articles give a figure for “{d['indicator']}”.", "bold red"))
+    else:
+        top = max((r["number"] for r in rows if r["compares"]), default=0) or 1
+        t = Table(title=f"{d['indicator']} — by {d['by']}", title_justify="left")
+        first = "province" if d["by"] == "province" else "date"
+        wide = out.width >= 100  # the parsed number and a bar where there is room for them
+        cols = (
+            "#",
+            first,
+            "value",
+            *(("number",) if wide else ()),
+            "as of",
+            "conf.",
+            *(("",) if wide else ()),
+            "note",
+        )
+        for col in cols:
+            t.add_column(
+                col, justify="right" if col in ("#", "number", "conf.") else "left",
+                no_wrap=col not in (first, "note"), min_width=11 if col in (first, "note") else None,
+            )  # fmt: skip
+        for n, r in enumerate(rows, 1):
+            place = Text(r["province"])
+            if r["province_2025"] != r["province"]:
+                place.append(f"\n→ {r['province_2025']}", "dim")  # its name since the 2025 mergers
+            when = (r["as_of"] or "—") + ("*" if r["as_of_from"] == "article" else "")
+            bar = "█" * max(1, round(8 * r["number"] / top)) if r["compares"] and r["number"] > 0 else ""
+            cells = [str(n), place if d["by"] == "province" else when, r["value"]]
+            cells += [_number(r["number"])] if wide else []
+            cells += [when, f"{r['confidence']:.2f}"] + ([bar] if wide else []) + ["; ".join(r["notes"])]
+            t.add_row(*cells)
+        out.print(t)
+        if any(r["as_of_from"] == "article" for r in rows):
+            out.print(Text("* the article's date: its text gives none for the figure", "dim"))
+    if d["leader"]:
+        lead = rows[0]
+        out.print(Text.assemble(("Leader: ", "bold green"), (f"{lead['province']} {lead['value']}", "bold")))
+    if d["silent"]:
+        _say(Text(f"No figure in the articles of: {', '.join(d['silent'])}", "dim"))
+    for n, r in enumerate(rows, 1):
+        out.print()
+        sentence = Text(r["sentence"])
+        off = r["start"] - r["sentence_start"]
+        sentence.stylize("bold black on yellow", off, off + len(r["value"]))
+        page = f" · tr. {r['page']}" if r.get("page") else ""
+        _say(
+            Text(
+                f"[{n}] {r['title']} · {r['date'] or 'undated'} · {r['doc_id']}{page} · chars {r['start']}–{r['end']}",
+                "dim",
+            )
+        )
+        _say(sentence, indent=4)
+
+
+@app.command()
+def compare(
+    indicator: Annotated[
+        str,
+        typer.Argument(help="An indicator (dịch vụ công toàn trình) or a question (Tỉnh nào … nhiều nhất?)"),
+    ],
+    by: Annotated[
+        str | None,
+        typer.Option("--by", metavar="BY", help="province (one row each) or date (one province over time)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison JSON")] = False,
+    province: ProvinceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    index_dir: IndexDirOpt = None,
+    backend: BackendOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
+) -> None:
+    """Compare one figure across provinces, or one province over time, with dates and citations.
+
+    \b
+    Examples:
+      de06qa compare "dịch vụ công toàn trình"
+      de06qa compare "Tỉnh nào có nhiều tài khoản định danh điện tử nhất?" --json
+      de06qa compare "căn cước gắn chip" --by date --province "Hà Giang"
+    """
+    from de06qa.compare import compare as run
+
+    settings = _settings(index_dir, backend, milvus_uri, collection)
+    filters = _filters(province, since, until)
+    d = run(_open(settings), indicator, by, filters).to_dict()
+    if as_json:
+        out.file.write(json.dumps(d, ensure_ascii=False) + "\n")
+    else:
+        _print_comparison(d)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",

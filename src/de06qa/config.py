@@ -67,6 +67,8 @@ class Settings:
     backend: str = "embedded"
     milvus_uri: str = ""
     collection: str = "de06qa"
+    # compare: rows whose as-of dates lie further apart than this are said not to compare.
+    compare_span_days: int = 366
     # The server checks the index folder this often and loads a rebuilt index (0 = never).
     reload_poll_s: float = 2.0
 

@@ -104,6 +104,12 @@ def find_provinces(text: str) -> list[str]:
     return [names[" ".join(re.findall(r"\w+", m.group(1)))] for m in pat.finditer(folded)]
 
 
+def province_spans(folded: str) -> list[tuple[int, int]]:
+    """Where provinces are named in accent-folded, lower-case text (what `fold` gives)."""
+    pat, _ = _pattern()
+    return [m.span() for m in pat.finditer(folded)]
+
+
 def covered_by(province: str) -> set[str]:
     """Pre-2025 provinces that a question about `province` may be about (the merged family)."""
     family = set(MERGED_2025.get(province, ()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,6 +10,23 @@ import numpy as np
 from de06qa.answer import content_terms, question_kind
 from de06qa.gazetteer import covered_by, find_provinces
 from de06qa.text import fold, folded_terms, has_diacritics, normalise, word_terms, words
+
+# Words asking across provinces or over time rather than about one figure (folded, lower case):
+# "So sánh …", "Tỉnh nào có nhiều … nhất?", "… qua các năm?".
+ASKING = re.compile(
+    r"\b(so sanh|giua cac (tinh|dia phuong)|cac (tinh|dia phuong)( thanh)?|(tinh|dia phuong|noi) nao|"
+    r"qua cac nam|qua tung nam|theo (nam|tinh|thoi gian|tung tinh)|tung tinh|moi tinh|xep hang|dan dau|"
+    r"which provinces?|compare|across( the)? provinces|by (province|year)|over (the years|time)|"
+    r"(the )?(most|highest|lowest|fewest|least|largest|smallest))\b"
+)
+# "nhiều … nhất": the adjective, then "nhất" after the indicator or right after it.
+SUPERLATIVE = re.compile(r"\b(nhieu|cao|lon|thap|it|nho|kem|cham|nhanh|tot)\b(?=.*\bnhat\b)|\bnhat\b")
+
+
+def comparative(text: str) -> bool:
+    """Whether a question asks across provinces or over time, so a comparison answers it."""
+    folded = fold(normalise(text))
+    return bool(ASKING.search(folded) or (re.search(r"\bnhat\b", folded) and SUPERLATIVE.search(folded)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,6 +40,7 @@ class Query:
     provinces: frozenset[str]  # provinces named (a 2025 merged name stands for its former ones)
     accented: bool  # typed with diacritics: the accented words field is trustworthy
     vector: np.ndarray | None  # the question's embedding (None only for an empty index)
+    comparative: bool = False  # asks across provinces or over time (see `comparative`)
 
 
 def analyse(text: str, vector: np.ndarray | None = None) -> Query:
@@ -35,4 +54,5 @@ def analyse(text: str, vector: np.ndarray | None = None) -> Query:
         provinces=frozenset(p for name in find_provinces(text) for p in covered_by(name)),
         accented=has_diacritics(text),
         vector=vector,
+        comparative=comparative(text),
     )

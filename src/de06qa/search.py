@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -78,6 +79,7 @@ class SearchResult:
     sort: str = "relevance"
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
     undated_excluded: int = 0  # articles without a date that a date filter left out
+    comparative: bool = False  # the question asks across provinces or over time (compare answers it)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of one search (see DESIGN.md)."""
@@ -121,6 +123,7 @@ class SearchResult:
                 "undated_excluded": self.undated_excluded,
             },
             "facets": self.facets,
+            "comparative": self.comparative,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
 
@@ -242,7 +245,9 @@ class Searcher:
         t = time.perf_counter()
         undated = self.backend.stats.undated if filters.dated else 0
         if not self.backend.stats.chunks:
-            return SearchResult(q.text, False, 0.0, None, (), {"total": 0.0}, filters, sort, {}, undated)
+            return SearchResult(
+                q.text, False, 0.0, None, (), {"total": 0.0}, filters, sort, {}, undated, q.comparative
+            )  # fmt: skip
         r = self.rank(q, filters)
         c = r.candidates
         lexical = c.lexical
@@ -254,10 +259,10 @@ class Searcher:
             scores = c.dense
         else:
             scores = sigmoid(r.logits)
-        passages = self._passages(r, scores, lexical, k)
+        passages = self.passages(r, scores, lexical, k)
         timings["rank"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        answer, confidence = self._answer(r, passages)
+        answer, confidence = self.answer(r, passages)
         timings["answer"] = (time.perf_counter() - t) * 1000
         if sort == "date":
             passages = _newest_first(passages)
@@ -265,10 +270,10 @@ class Searcher:
         answerable = answer is not None and confidence >= self.models.threshold
         return SearchResult(
             q.text, answerable, confidence, answer if answerable else None, passages, timings,
-            filters, sort, _facets(c.view, c.rows), undated,
+            filters, sort, _facets(c.view, c.rows), undated, q.comparative,
         )  # fmt: skip
 
-    def _passages(self, r: Ranked, scores: np.ndarray, lexical: np.ndarray, k: int) -> tuple[Passage, ...]:
+    def passages(self, r: Ranked, scores: np.ndarray, lexical: np.ndarray, k: int) -> tuple[Passage, ...]:
         """The top k by `scores`, as passages a person wants to read, no two sharing text: a chunk
         that overlaps or touches better ones of its article is merged with them (the passage grows
         to their union, at most two chunks long); past that length, only its sentences that no
@@ -335,17 +340,23 @@ class Searcher:
                 rows.append((s, p.rank, p.logit, vec, view.doc_title_terms[d], match))
         return cands, sentence_features(r.query, rows, r.idf)
 
-    def _answer(self, r: Ranked, passages: tuple[Passage, ...]) -> tuple[AnswerSpan | None, float]:
+    def answer(
+        self, r: Ranked, passages: tuple[Passage, ...], weigh: Callable[[Span, Passage], float] | None = None
+    ) -> tuple[AnswerSpan | None, float]:
         """The answering sentence (learned selector) among the top passages, the span inside it, and
-        a calibrated confidence that the corpus answers the question at all."""
+        a calibrated confidence that the corpus answers the question at all. `weigh` scales each
+        sentence's selector probability, 0 ruling it out (compare: a figure about the province read)."""
         if not passages:
             return None, 0.0
         q = r.query
         cands, x = self.answer_sentences(r, passages)
-        if not cands:
+        probs = self.models.sentence.proba(x) if cands else np.zeros(0)
+        chosen = probs
+        if weigh is not None:
+            chosen = probs * np.array([weigh(s, p) for s, p in cands], np.float32)
+        if not cands or chosen.max() <= 0:
             return None, 0.0
-        probs = self.models.sentence.proba(x)
-        best = int(np.argmax(probs))
+        best = int(np.argmax(chosen))
         sent, top = cands[best]
         span = locate(sent.text, q.text, q.kind)
         a, b = (sent.start + span[0], sent.start + span[1]) if span else (sent.start, sent.end)

@@ -1,0 +1,393 @@
+"""Figures across provinces: one question asked of each province's articles, one row per province
+(or per article date within a province), with the figure parsed, its date and its citation.
+
+A row is the answer the search gives within one province's articles, read by the same ranker,
+sentence selector and calibrated confidence as any question; a province whose articles do not
+answer confidently is left out and named among the silent. The rows are sorted by their number
+only where they compare: same kind of figure (a count with counts, a share with shares), dates
+within `Settings.compare_span_days`, exact values; the others say why on their row.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from de06qa.answer import content_terms, locate, question_kind
+from de06qa.documents import Span
+from de06qa.errors import BadQuery
+from de06qa.figures import Figure, as_of, figure_at
+from de06qa.filters import Filters
+from de06qa.gazetteer import NEW_NAME, covered_by, find_provinces, province_spans
+from de06qa.query import ASKING, SUPERLATIVE, Query
+from de06qa.ranking import sigmoid
+from de06qa.search import Passage, Searcher
+from de06qa.text import fold, has_diacritics, normalise
+
+BYS = ("province", "date")
+# Characters either side of a figure where most of the indicator's words must be.
+NEAR = 80
+_TIME_UNITS = frozenset(
+    {"ngay", "thang", "nam", "gio", "tuan", "phut", "quy", "day", "days", "months", "years"}
+)
+_PLACES = frozenset({"tinh", "thanh", "dia", "huyen", "xa", "provinces", "province"})
+# How many passages of one province are read for its figure (the selector's sentences of the top
+# ANSWER_PASSAGES of them compete, as in a search).
+PASSAGES = 5
+_ASCENDING = re.compile(r"\b(thap|it|nho|kem|cham)\b.*\bnhat\b|\b(lowest|fewest|least|smallest)\b")
+_OVER_TIME = re.compile(r"\b(qua cac nam|qua tung nam|theo (nam|thoi gian)|over (the years|time)|by year)\b")
+_ASKS_ALREADY = re.compile(r"\b(bao nhieu|may|la gi|how many|how much|what)\b")
+_ENGLISH = re.compile(r"\b(which|what|how|the|has|have|does|most|compare|province)\b")
+_FILLER = frozenset({"co", "la", "gi", "has", "have", "had", "the", "of", "with", "is", "are"})
+
+
+@dataclass(frozen=True)
+class Row:
+    province: str  # as the article names it (pre-2025 name)
+    province_2025: str  # the province it belongs to since the 2025 mergers
+    figure: Figure  # offsets into the article text
+    as_of: str | None
+    as_of_from: str  # sentence, paragraph, article or none
+    doc_id: str
+    title: str
+    date: str | None
+    page: int | None
+    sentence: Span
+    confidence: float
+    notes: tuple[str, ...] = ()  # why this row does not compare with the others
+
+    def to_dict(self) -> dict[str, Any]:
+        f = self.figure
+        return {
+            "province": self.province,
+            "province_2025": self.province_2025,
+            "value": f.value,
+            "number": f.number,
+            "unit": f.unit,
+            "kind": f.kind,
+            "qualifier": f.qualifier,
+            "total": f.total,
+            "upper": f.upper,
+            "as_of": self.as_of,
+            "as_of_from": self.as_of_from,
+            "doc_id": self.doc_id,
+            "title": self.title,
+            "date": self.date,
+            "start": f.start,
+            "end": f.end,
+            "page": self.page,
+            "sentence": self.sentence.text,
+            "sentence_start": self.sentence.start,
+            "sentence_end": self.sentence.end,
+            "confidence": round(self.confidence, 4),
+            "compares": not self.notes,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    query: str
+    indicator: str
+    by: str
+    order: str  # descending (the most first) or ascending
+    rows: tuple[Row, ...]
+    silent: tuple[str, ...]  # provinces read whose articles gave no confident figure
+    filters: Filters = field(default_factory=Filters)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def leader(self) -> Row | None:
+        """The first row when every row of its kind compares (the answer to "which leads?")."""
+        if self.by != "province" or len(self.rows) < 2:
+            return None
+        kind = _CLASS.get(self.rows[0].figure.kind, self.rows[0].figure.kind)
+        same = [r for r in self.rows if _CLASS.get(r.figure.kind, r.figure.kind) == kind]
+        return self.rows[0] if len(same) >= 2 and not any(r.notes for r in same) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        lead = self.leader
+        return {
+            "query": self.query,
+            "indicator": self.indicator,
+            "by": self.by,
+            "order": self.order,
+            "rows": [r.to_dict() for r in self.rows],
+            "silent": list(self.silent),
+            "leader": None if lead is None else lead.province,
+            "filters": self.filters.to_dict(),
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+
+def indicator_of(question: str) -> tuple[str, list[str]]:
+    """The indicator a comparison is about, without the words that ask for the comparison or name
+    provinces, and the provinces named (what the comparison is limited to)."""
+    text = normalise(question).strip().rstrip("?.!").strip()
+    provinces = find_provinces(text)
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    folded = [fold(text[a:b]).lower().strip(",;:") for a, b in words]
+    drop = [False] * len(words)
+    line = " ".join(folded)
+    starts = [sum(len(w) + 1 for w in folded[:i]) for i in range(len(folded))]
+
+    def mark(a: int, b: int) -> None:
+        for i, s in enumerate(starts):
+            if a <= s < b:
+                drop[i] = True
+
+    for pat in (ASKING, SUPERLATIVE):
+        for m in pat.finditer(line):
+            mark(*m.span())
+    if provinces:
+        for a, b in province_spans(line):
+            mark(a, b)
+        for i, w in enumerate(folded):  # "giữa Hà Giang và Hải Dương", "tỉnh Hà Giang"
+            if w in ("va", "giua", "tinh", "and", "between") and (
+                (i + 1 < len(drop) and drop[i + 1]) or (i > 0 and drop[i - 1])
+            ):
+                drop[i] = True
+    kept = [(text[a:b].strip(",;:-"), f) for (a, b), f, d in zip(words, folded, drop, strict=True) if not d]
+    while kept and kept[0][1] in _FILLER:  # "có", "là", "the" left at either end
+        kept.pop(0)
+    while kept and kept[-1][1] in _FILLER:
+        kept.pop()
+    return " ".join(w for w, _ in kept if w) or text, list(dict.fromkeys(provinces))
+
+
+def province_question(indicator: str, province: str, kind: str) -> str:
+    """The question asked of one province's articles (a question like those the ranker and the
+    confidence were fitted on, rather than a bare indicator)."""
+    folded = fold(indicator).lower()
+    if _ASKS_ALREADY.search(folded):
+        return f"{province} {indicator}?"
+    if not has_diacritics(indicator) and _ENGLISH.search(folded + " the"):
+        return (
+            f"How many {indicator} does {province} have?"
+            if kind == "count"
+            else f"What is the {indicator} of {province}?"
+        )
+    if kind == "count":
+        return f"{province} có bao nhiêu {indicator}?"
+    return f"{indicator} của {province} là bao nhiêu?"
+
+
+def compare(
+    searcher: Searcher,
+    question: str,
+    by: str | None = None,
+    filters: Filters | None = None,
+) -> Comparison:
+    """One row per province (or per article of the province, by="date") holding a figure for the
+    indicator the question names."""
+    t0 = time.perf_counter()
+    question = searcher.validate(question)
+    indicator, named = indicator_of(question)
+    folded = fold(normalise(question))
+    by = by or ("date" if _OVER_TIME.search(folded) else "province")
+    if by not in BYS:
+        raise BadQuery(f"unknown by={by!r}; use province or date")
+    filters = filters or Filters()
+    if named and not filters.provinces:
+        filters = Filters(tuple(named), filters.since, filters.until)
+    kind = question_kind(question) or "count"
+    order = "ascending" if _ASCENDING.search(folded) else "descending"
+    covered = filters.covered
+    present = sorted(
+        {
+            p
+            for a, _ in searcher.backend.documents()
+            if filters.matches(a)
+            for p in a.provinces
+            if not covered or p in covered
+        }
+    )
+    if by == "date" and len(present) > 1 and not filters.provinces:
+        raise BadQuery("by=date follows one province over time; name it in the question or with province=…")
+    analysed = searcher.analyse_many([province_question(indicator, p, kind) for p in present])
+    t_embed = (time.perf_counter() - t0) * 1000
+    rows: list[Row] = []
+    silent: list[str] = []
+    for p, q in zip(present, analysed, strict=True):
+        scope = Filters((p,), filters.since, filters.until)
+        found = _read_province(searcher, q, indicator, scope, p, by)
+        if found:
+            rows.extend(found)
+        else:
+            silent.append(p)
+    rows = _judge(rows, by, order, searcher.settings.compare_span_days)
+    total = (time.perf_counter() - t0) * 1000
+    return Comparison(
+        question, indicator, by, order, tuple(rows), tuple(silent), filters,
+        {"embed": t_embed, "read": total - t_embed, "total": total},
+    )  # fmt: skip
+
+
+def _about(province: str) -> Callable[[Span, Passage], bool]:
+    """Whether a sentence gives a figure about `province`: it names it (or its 2025 family), or
+    names no province and sits in an article mainly about it."""
+    family = covered_by(NEW_NAME.get(province, province)) | {province}
+
+    def keep(s: Span, p: Passage) -> bool:
+        named = set(find_provinces(s.text))
+        if named:
+            return province in named or bool(named & family and province in family)
+        return bool(p.article.provinces) and p.article.provinces[0] == province
+
+    return keep
+
+
+def _read_province(
+    searcher: Searcher, q: Query, indicator: str, scope: Filters, province: str, by: str
+) -> list[Row]:
+    r = searcher.rank(q, scope)
+    if not len(r.candidates):
+        return []
+    passages = searcher.passages(r, sigmoid(r.logits), r.candidates.lexical, PASSAGES)
+    about = _about(province)
+    kind = q.kind or "count"
+    terms = [t for t in dict.fromkeys(content_terms(indicator))]
+    # Words the corpus does not hold (an English indicator over Vietnamese text) weigh nothing.
+    weights = {t: r.idf.get(t, 0.0) for t in terms}
+    groups = [passages] if by == "province" else _by_article(passages)
+    rows = []
+    for group in groups:
+
+        def weigh(s: Span, p: Passage) -> float:
+            fig = _figure(s, q, kind, weights) if about(s, p) else None
+            return 0.0 if fig is None else 1.0 + _names_indicator(fig, s.text, weights)
+
+        answer, confidence = searcher.answer(r, group, weigh)
+        if answer is None or confidence < searcher.models.threshold:
+            continue
+        top = next(p for p in group if p.chunk.doc_id == answer.doc_id)
+        sent = Span(answer.sentence_start, answer.sentence_end, answer.sentence)
+        fig = _figure(sent, q, kind, weights)
+        if fig is None:
+            continue
+        fig = replace(fig, start=fig.start + sent.start, end=fig.end + sent.start)
+        when, source = as_of(sent.text, fig.start - sent.start, _earlier(top, sent), top.article.date)
+        rows.append(
+            Row(
+                province, NEW_NAME.get(province, province), fig, when, source, answer.doc_id,
+                top.article.title, top.article.date, answer.page, sent, confidence,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def _figure(s: Span, q: Query, kind: str, weights: dict[str, float]) -> Figure | None:
+    """The figure answering `q` in sentence `s`, or None when the sentence has none: a count must
+    count something (a number without a noun after it is a label: "mức độ 4", "Đề án 06"), not
+    days or years unless a duration is asked, not a rank of provinces, and the indicator's words
+    (weighted by idf) must mostly be around it, not in another clause of the sentence."""
+    span = locate(s.text, q.text, kind)
+    fig = figure_at(s.text, *span) if span else None
+    if fig is None or re.match(r"0\d", fig.value.split(" ")[-1]):
+        return None  # "Đề án 06", "Kế hoạch 02": a label, not a count
+    if fig.kind in ("count", "fraction"):
+        head = fold(fig.unit.split(" ")[0]).lower() if fig.unit else ""
+        if not head or (head in _TIME_UNITS and kind != "duration") or head in _PLACES:
+            return None
+    if fig.kind == "rank" and kind != "rank":
+        return None
+    lo, hi = max(0, fig.start - NEAR), fig.end + NEAR
+    around = set(re.findall(r"\w+", fold(s.text[lo:hi]).lower()))
+    total = sum(weights.values())
+    if total and sum(w for t, w in weights.items() if t in around) < total / 2:
+        return None
+    return fig
+
+
+def _names_indicator(fig: Figure, sentence: str, weights: dict[str, float]) -> float:
+    """How much of the indicator the figure's own clause names, idf-weighted: the words after it
+    up to the next punctuation ("665 dịch vụ công toàn trình" counts what "dịch vụ công toàn trình"
+    asks for; "25 dịch vụ công thiết yếu" less), and at half weight the words before it in its
+    clause ("cấp căn cước công dân gắn chip cho 1.306.180 trường hợp")."""
+    total = sum(weights.values())
+    if not total:
+        return 0.0
+    after = re.split(r"[,;:.()!?]|\d", sentence[fig.end :], maxsplit=1)[0]
+    before = re.split(r"[,;:.()!?]", sentence[: fig.start])[-1]
+
+    def cover(text: str) -> float:
+        words = set(re.findall(r"\w+", fold(text).lower()))
+        return sum(w for t, w in weights.items() if t in words) / total
+
+    return cover(after) + 0.5 * cover(before)
+
+
+def _by_article(passages: tuple[Passage, ...]) -> list[tuple[Passage, ...]]:
+    groups: dict[str, list[Passage]] = {}
+    for p in passages:
+        groups.setdefault(p.chunk.doc_id, []).append(p)
+    return [tuple(g) for g in groups.values()]
+
+
+def _earlier(p: Passage, sentence: Span) -> list[str]:
+    """The sentences before `sentence` in its paragraph, as far as the passage shows them."""
+    out: list[str] = []
+    text, base = p.chunk.text, p.chunk.start
+    for s in p.chunk.sentences:
+        if s.start >= sentence.start:
+            break
+        if "\n" in text[s.end - base : sentence.start - base]:
+            out = []  # a paragraph break lies between: that sentence is another paragraph's
+            continue
+        out.append(s.text)
+    return out
+
+
+def _judge(rows: list[Row], by: str, order: str, span_days: int) -> list[Row]:
+    """Sort and annotate: by province, rows of the most common kind sorted by number (a bound or
+    an estimate keeps its place but says so), dates more than `span_days` before the newest said,
+    rows of another kind after them; by date, oldest first."""
+    from de06qa.figures import CUED, AsOf
+
+    if not rows:
+        return rows
+    if by == "date":
+        return sorted(rows, key=lambda r: (r.as_of or "", r.date or ""))
+    best: dict[str, Row] = {}
+    for r in rows:  # one row per province: its latest figure
+        old = best.get(r.province)
+        if old is None or (r.as_of or "") > (old.as_of or ""):
+            best[r.province] = r
+    rows = list(best.values())
+    kinds = Counter(_CLASS.get(r.figure.kind, r.figure.kind) for r in rows)
+    main = max(kinds, key=lambda k: (kinds[k], k == "count"))
+    same = [r for r in rows if _CLASS.get(r.figure.kind, r.figure.kind) == main]
+    dated = [AsOf(r.as_of, 0, CUED).last_day for r in same if r.as_of]
+    newest = max(dated) if dated else None
+    out = []
+    for r in rows:
+        notes = []
+        cls = _CLASS.get(r.figure.kind, r.figure.kind)
+        if cls != main:
+            notes.append(f"{_KIND_NAMES[cls][0]} among {_KIND_NAMES[main][1]}")
+        if r.figure.qualifier:
+            notes.append(f"“{r.figure.qualifier}”: not exact")
+        if r.as_of is None:
+            notes.append("undated")
+        elif newest is not None:
+            gap = (newest - AsOf(r.as_of, 0, CUED).last_day).days
+            if gap > span_days:
+                notes.append(f"{round(gap / 30.4)} months older")
+        out.append(replace(r, notes=tuple(notes)))
+    sign = -1 if order == "descending" else 1
+    out.sort(key=lambda r: (r not in same, sign * r.figure.number if r in same else 0))
+    return out
+
+
+# A fraction's numerator counts ("23/25 dịch vụ"): it compares with counts.
+_CLASS = {"fraction": "count"}
+_KIND_NAMES = {
+    "count": ("a count", "counts"),
+    "percent": ("a share (%)", "shares (%)"),
+    "money": ("a sum of money", "sums of money"),
+    "rank": ("a rank", "ranks"),
+}
