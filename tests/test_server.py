@@ -162,6 +162,37 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path):
     assert "Không có câu trả lời" in none and "<mark>" not in none.split('id="answer"')[1].split("</div>")[0]
 
 
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed")
+def test_compare_view_draws_table_and_chart_in_headless_chromium(server: str, tmp_path: Path):
+    import html as htmllib
+
+    dom = chromium("--dump-dom", f"{server}/?compare={quote('dịch vụ công toàn trình')}", tmp=tmp_path / "a")
+    view = dom[dom.index('id="compare"') :]
+    assert "Cao nhất: Hà Giang — 665" in view
+    chart = view[view.index('id="compare-chart"') : view.index("</svg>")]
+    bars = re.findall(r'<a href="([^"]+)"[^>]*>.*?<rect [^>]*width="([\d.]+)"', chart)
+    assert len(bars) == 2 and float(bars[0][1]) > float(bars[1][1])  # 665 drawn longer than 573
+    rows = re.findall(
+        r"<tr(?: class=\"\w*\")?><td class=\"num\">(\d)</td><td>([^<]+)</td><td class=\"num\">([^<]+)</td>",
+        view,
+    )
+    assert [(n, place.split(" (")[0], value) for n, place, value in rows] == [
+        ("1", "Hà Giang", "665"),
+        ("2", "Hải Dương", "573"),
+    ]
+    # a bar opens the article at the cited sentence with the figure marked
+    article = chromium("--dump-dom", server + htmllib.unescape(bars[1][0]), tmp=tmp_path / "b")
+    inner = article.split('id="passage">', 1)[1].split("</mark>", 2)
+    assert inner[0].endswith("<mark>573")
+    # the same question typed in the search box: the table above the passages, answered by its leader
+    q = "Tỉnh nào có nhiều dịch vụ công trực tuyến toàn trình nhất?"
+    dom = chromium("--dump-dom", f"{server}/?q={quote(q)}", tmp=tmp_path / "c")
+    answer = dom[dom.index('id="answer"') :]
+    assert 'class="figure">Hà Giang: 665<' in answer and answer.index('id="compare"') < answer.index(
+        "Các đoạn liên quan"
+    )
+
+
 def test_server_switches_to_a_rebuilt_index_without_failing_a_request(
     real_settings, real_searcher, tmp_path: Path
 ):

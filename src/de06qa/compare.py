@@ -22,7 +22,7 @@ from de06qa.documents import Span
 from de06qa.errors import BadQuery
 from de06qa.figures import Figure, as_of, figure_at
 from de06qa.filters import Filters
-from de06qa.gazetteer import NEW_NAME, covered_by, find_provinces, province_spans
+from de06qa.gazetteer import NEW_NAME, find_provinces, province_spans
 from de06qa.query import ASKING, SUPERLATIVE, Query
 from de06qa.ranking import sigmoid
 from de06qa.search import Passage, Searcher
@@ -213,7 +213,7 @@ def compare(
     rows: list[Row] = []
     silent: list[str] = []
     for p, q in zip(present, analysed, strict=True):
-        scope = Filters((p,), filters.since, filters.until)
+        scope = Filters((p,), filters.since, filters.until, exact=True)
         found = _read_province(searcher, q, indicator, scope, p, by)
         if found:
             rows.extend(found)
@@ -228,14 +228,13 @@ def compare(
 
 
 def _about(province: str) -> Callable[[Span, Passage], bool]:
-    """Whether a sentence gives a figure about `province`: it names it (or its 2025 family), or
-    names no province and sits in an article mainly about it."""
-    family = covered_by(NEW_NAME.get(province, province)) | {province}
+    """Whether a sentence gives a figure about `province`: it names it, or names no province and
+    sits in an article mainly about it."""
 
     def keep(s: Span, p: Passage) -> bool:
-        named = set(find_provinces(s.text))
+        named = find_provinces(s.text)
         if named:
-            return province in named or bool(named & family and province in family)
+            return province in named
         return bool(p.article.provinces) and p.article.provinces[0] == province
 
     return keep
@@ -253,9 +252,8 @@ def _read_province(
     terms = [t for t in dict.fromkeys(content_terms(indicator))]
     # Words the corpus does not hold (an English indicator over Vietnamese text) weigh nothing.
     weights = {t: r.idf.get(t, 0.0) for t in terms}
-    groups = [passages] if by == "province" else _by_article(passages)
     rows = []
-    for group in groups:
+    for group in _by_article(passages):  # each article's figure: by province, the latest is kept
 
         def weigh(s: Span, p: Passage) -> float:
             fig = _figure(s, q, kind, weights) if about(s, p) else None
@@ -361,8 +359,8 @@ def _judge(rows: list[Row], by: str, order: str, span_days: int) -> list[Row]:
     kinds = Counter(_CLASS.get(r.figure.kind, r.figure.kind) for r in rows)
     main = max(kinds, key=lambda k: (kinds[k], k == "count"))
     same = [r for r in rows if _CLASS.get(r.figure.kind, r.figure.kind) == main]
-    dated = [AsOf(r.as_of, 0, CUED).last_day for r in same if r.as_of]
-    newest = max(dated) if dated else None
+    dated = sorted(AsOf(r.as_of, 0, CUED).last_day for r in same if r.as_of)
+    middle = dated[len(dated) // 2] if dated else None  # the bulk's date, not one outlier's
     out = []
     for r in rows:
         notes = []
@@ -373,13 +371,19 @@ def _judge(rows: list[Row], by: str, order: str, span_days: int) -> list[Row]:
             notes.append(f"“{r.figure.qualifier}”: not exact")
         if r.as_of is None:
             notes.append("undated")
-        elif newest is not None:
-            gap = (newest - AsOf(r.as_of, 0, CUED).last_day).days
-            if gap > span_days:
-                notes.append(f"{round(gap / 30.4)} months older")
+        elif middle is not None:
+            gap = (AsOf(r.as_of, 0, CUED).last_day - middle).days
+            if abs(gap) > span_days:
+                months = round(abs(gap) / 30.4)
+                notes.append(f"{months} months {'after' if gap > 0 else 'before'} most figures")
         out.append(replace(r, notes=tuple(notes)))
     sign = -1 if order == "descending" else 1
-    out.sort(key=lambda r: (r not in same, sign * r.figure.number if r in same else 0))
+
+    def order_key(r: Row) -> tuple[bool, float]:
+        ours = _CLASS.get(r.figure.kind, r.figure.kind) == main
+        return (not ours, sign * r.figure.number if ours else 0.0)
+
+    out.sort(key=order_key)
     return out
 
 

@@ -27,6 +27,8 @@ class Filters:
     provinces: tuple[str, ...] = ()  # as asked, canonical names (what the page shows as active)
     since: str | None = None  # ISO yyyy-mm-dd, inclusive
     until: str | None = None  # ISO yyyy-mm-dd, inclusive
+    # The provinces as named, without their 2025 families (compare reads one province at a time).
+    exact: bool = False
 
     @property
     def active(self) -> bool:
@@ -39,6 +41,8 @@ class Filters:
     @cached_property  # read once per article when a filter's rows are computed
     def covered(self) -> frozenset[str]:
         """Pre-2025 provinces the province filter accepts (a merged name stands for its family)."""
+        if self.exact:
+            return frozenset(self.provinces)
         return frozenset(p for name in self.provinces for p in covered_by(name))
 
     def matches(self, article: Article) -> bool:
