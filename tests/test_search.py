@@ -63,6 +63,7 @@ def test_json_contract_keys(real_searcher):
         "results",
         "filters",
         "facets",
+        "comparative",
         "timings_ms",
     }
     assert {"text", "sentence", "doc_id", "start", "end"} <= set(d["answer"])

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -70,6 +70,11 @@ BY_HELP = (
 )
 SORT_HELP = "relevance (default), or date: the k most relevant passages, newest first"
 
+# The filter parameters of GET /search and GET /compare.
+ProvinceQuery = Annotated[list[ProvinceName], Query(description=PROVINCE_HELP, max_length=MAX_PROVINCES)]
+SinceQuery = Annotated[str | None, Query(description=SINCE_HELP, pattern=DATE_PATTERN)]
+UntilQuery = Annotated[str | None, Query(description=UNTIL_HELP, pattern=DATE_PATTERN)]
+
 _STATUS: dict[type[De06qaError], int] = {
     BadQuery: 422,
     UnknownDocument: 404,
@@ -98,6 +103,14 @@ class SearchRequest(BaseModel):
     since: str | None = Field(None, description=SINCE_HELP, examples=["2024-01-01"], pattern=DATE_PATTERN)
     until: str | None = Field(None, description=UNTIL_HELP, examples=["2024-12-31"], pattern=DATE_PATTERN)
     sort: Sort = Field("relevance", description=SORT_HELP)
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _no_bool(cls, v: object) -> object:
+        # JSON true is not the integer 1 (pydantic's lax mode would take it as 1).
+        if isinstance(v, bool):
+            raise ValueError("k must be an integer, not true/false")
+        return v
 
 
 class AnswerOut(BaseModel):
@@ -445,11 +458,9 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         ],
         k: Annotated[int, Query(ge=1, le=K_MAX, description="Passages to return")] = 5,
         mode: Annotated[Mode, Query(description="Retrieval mode")] = "hybrid",
-        province: Annotated[
-            list[ProvinceName], Query(description=PROVINCE_HELP, max_length=MAX_PROVINCES)
-        ] = [],  # noqa: B006 (FastAPI copies the default)
-        since: Annotated[str | None, Query(description=SINCE_HELP, pattern=DATE_PATTERN)] = None,
-        until: Annotated[str | None, Query(description=UNTIL_HELP, pattern=DATE_PATTERN)] = None,
+        province: ProvinceQuery = [],  # noqa: B006 (FastAPI copies the default)
+        since: SinceQuery = None,
+        until: UntilQuery = None,
         sort: Annotated[Sort, Query(description=SORT_HELP)] = "relevance",
     ) -> dict[str, Any]:
         """Answer a question: the answer span, its sentence, and ranked passages with citations,
@@ -485,11 +496,9 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
             Literal["province", "date"] | None,
             Query(description=BY_HELP),
         ] = None,
-        province: Annotated[
-            list[ProvinceName], Query(description=PROVINCE_HELP, max_length=MAX_PROVINCES)
-        ] = [],  # noqa: B006 (FastAPI copies the default)
-        since: Annotated[str | None, Query(description=SINCE_HELP, pattern=DATE_PATTERN)] = None,
-        until: Annotated[str | None, Query(description=UNTIL_HELP, pattern=DATE_PATTERN)] = None,
+        province: ProvinceQuery = [],  # noqa: B006 (FastAPI copies the default)
+        since: SinceQuery = None,
+        until: UntilQuery = None,
     ) -> dict[str, Any]:
         """One figure across provinces (or one province over time): the value as written and
         parsed, its as-of date, its sentence and citation, sorted where the rows compare."""

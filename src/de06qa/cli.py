@@ -367,8 +367,13 @@ def ask(
         if as_json:
             out.file.write(json.dumps(d, ensure_ascii=False) + "\n")
             out.file.flush()
-        else:
-            _print_result(d)
+            return
+        if d["comparative"]:  # "Tỉnh nào … nhiều nhất?": the comparison table first
+            from de06qa.compare import compare
+
+            _print_comparison(compare(searcher, q, None, filters).to_dict())
+            out.print()
+        _print_result(d)
 
     # Bytes that are not UTF-8 reach the searcher as lone surrogates, which refuses them with a
     # one-line reason instead of the codec raising mid-stream.

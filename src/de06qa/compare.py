@@ -206,8 +206,6 @@ def compare(
             if not covered or p in covered
         }
     )
-    if by == "date" and len(present) > 1 and not filters.provinces:
-        raise BadQuery("by=date follows one province over time; name it in the question or with province=…")
     analysed = searcher.analyse_many([province_question(indicator, p, kind) for p in present])
     t_embed = (time.perf_counter() - t0) * 1000
     rows: list[Row] = []
@@ -349,7 +347,7 @@ def _judge(rows: list[Row], by: str, order: str, span_days: int) -> list[Row]:
     if not rows:
         return rows
     if by == "date":
-        return sorted(rows, key=lambda r: (r.as_of or "", r.date or ""))
+        return sorted(rows, key=lambda r: (r.province, r.as_of or "", r.date or ""))
     best: dict[str, Row] = {}
     for r in rows:  # one row per province: its latest figure
         old = best.get(r.province)
