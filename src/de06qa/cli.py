@@ -400,8 +400,7 @@ def ask(
 
 def _number(x: float) -> str:
     """A parsed number the Vietnamese way (1.500.000; 88,6)."""
-    whole = f"{x:,.0f}".replace(",", ".") if x == int(x) else f"{x:,.2f}".rstrip("0").rstrip(".")
-    return whole if x == int(x) else whole.replace(",", " ").replace(".", ",").replace(" ", ".")
+    return f"{x:,.2f}".rstrip("0").rstrip(".").translate(str.maketrans(",.", ".,"))
 
 
 def _print_comparison(d: dict) -> None:  # type: ignore[type-arg]

@@ -20,7 +20,7 @@ from typing import Any
 from de06qa.answer import content_terms, locate, question_kind
 from de06qa.documents import Span
 from de06qa.errors import BadQuery
-from de06qa.figures import Figure, as_of, figure_at
+from de06qa.figures import CUED, AsOf, Figure, as_of, figure_at
 from de06qa.filters import Filters
 from de06qa.gazetteer import NEW_NAME, find_provinces, province_spans
 from de06qa.query import ASKING, SUPERLATIVE, Query
@@ -105,8 +105,8 @@ class Comparison:
         """The first row when every row of its kind compares (the answer to "which leads?")."""
         if self.by != "province" or len(self.rows) < 2:
             return None
-        kind = _CLASS.get(self.rows[0].figure.kind, self.rows[0].figure.kind)
-        same = [r for r in self.rows if _CLASS.get(r.figure.kind, r.figure.kind) == kind]
+        kind = _comparable(self.rows[0])
+        same = [r for r in self.rows if _comparable(r) == kind]
         return self.rows[0] if len(same) >= 2 and not any(r.notes for r in same) else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,12 +207,17 @@ def compare(
         }
     )
     analysed = searcher.analyse_many([province_question(indicator, p, kind) for p in present])
+    # The indicator's words weighted by idf; words the corpus does not hold (an English indicator
+    # over Vietnamese text) weigh nothing.
+    terms = tuple(dict.fromkeys(content_terms(indicator)))
+    idf = searcher.backend.idf(terms)
+    weights = {t: idf.get(t, 0.0) for t in terms}
     t_embed = (time.perf_counter() - t0) * 1000
     rows: list[Row] = []
     silent: list[str] = []
     for p, q in zip(present, analysed, strict=True):
         scope = Filters((p,), filters.since, filters.until, exact=True)
-        found = _read_province(searcher, q, indicator, scope, p, by)
+        found = _read_province(searcher, q, weights, scope, p)
         if found:
             rows.extend(found)
         else:
@@ -239,32 +244,32 @@ def _about(province: str) -> Callable[[Span, Passage], bool]:
 
 
 def _read_province(
-    searcher: Searcher, q: Query, indicator: str, scope: Filters, province: str, by: str
+    searcher: Searcher, q: Query, weights: dict[str, float], scope: Filters, province: str
 ) -> list[Row]:
+    """Each article's figure for `province` (`scope` holds only its articles)."""
     r = searcher.rank(q, scope)
     if not len(r.candidates):
         return []
     passages = searcher.passages(r, sigmoid(r.logits), r.candidates.lexical, PASSAGES)
     about = _about(province)
     kind = q.kind or "count"
-    terms = [t for t in dict.fromkeys(content_terms(indicator))]
-    # Words the corpus does not hold (an English indicator over Vietnamese text) weigh nothing.
-    weights = {t: r.idf.get(t, 0.0) for t in terms}
+    figures: dict[tuple[str, int], Figure] = {}  # each weighed sentence's figure (sentence offsets)
+
+    def weigh(s: Span, p: Passage) -> float:
+        fig = _figure(s, q, kind, weights) if about(s, p) else None
+        if fig is None:
+            return 0.0
+        figures[p.chunk.doc_id, s.start] = fig
+        return 1.0 + _names_indicator(fig, s.text, weights)
+
     rows = []
     for group in _by_article(passages):  # each article's figure: by province, the latest is kept
-
-        def weigh(s: Span, p: Passage) -> float:
-            fig = _figure(s, q, kind, weights) if about(s, p) else None
-            return 0.0 if fig is None else 1.0 + _names_indicator(fig, s.text, weights)
-
         answer, confidence = searcher.answer(r, group, weigh)
         if answer is None or confidence < searcher.models.threshold:
             continue
         top = next(p for p in group if p.chunk.doc_id == answer.doc_id)
         sent = Span(answer.sentence_start, answer.sentence_end, answer.sentence)
-        fig = _figure(sent, q, kind, weights)
-        if fig is None:
-            continue
+        fig = figures[answer.doc_id, sent.start]
         fig = replace(fig, start=fig.start + sent.start, end=fig.end + sent.start)
         when, source = as_of(sent.text, fig.start - sent.start, _earlier(top, sent), top.article.date)
         rows.append(
@@ -339,11 +344,10 @@ def _earlier(p: Passage, sentence: Span) -> list[str]:
 
 
 def _judge(rows: list[Row], by: str, order: str, span_days: int) -> list[Row]:
-    """Sort and annotate: by province, rows of the most common kind sorted by number (a bound or
-    an estimate keeps its place but says so), dates more than `span_days` before the newest said,
-    rows of another kind after them; by date, oldest first."""
-    from de06qa.figures import CUED, AsOf
-
+    """Sort and annotate: by province, each province's latest figure; rows of the most common
+    kind sorted by number (a bound or an estimate keeps its place but says so), a date more than
+    `span_days` from the median of theirs said, rows of another kind after them; by date, each
+    province's rows oldest first."""
     if not rows:
         return rows
     if by == "date":
@@ -354,15 +358,15 @@ def _judge(rows: list[Row], by: str, order: str, span_days: int) -> list[Row]:
         if old is None or (r.as_of or "") > (old.as_of or ""):
             best[r.province] = r
     rows = list(best.values())
-    kinds = Counter(_CLASS.get(r.figure.kind, r.figure.kind) for r in rows)
+    kinds = Counter(_comparable(r) for r in rows)
     main = max(kinds, key=lambda k: (kinds[k], k == "count"))
-    same = [r for r in rows if _CLASS.get(r.figure.kind, r.figure.kind) == main]
+    same = [r for r in rows if _comparable(r) == main]
     dated = sorted(AsOf(r.as_of, 0, CUED).last_day for r in same if r.as_of)
     middle = dated[len(dated) // 2] if dated else None  # the bulk's date, not one outlier's
     out = []
     for r in rows:
         notes = []
-        cls = _CLASS.get(r.figure.kind, r.figure.kind)
+        cls = _comparable(r)
         if cls != main:
             notes.append(f"{_KIND_NAMES[cls][0]} among {_KIND_NAMES[main][1]}")
         if r.figure.qualifier:
@@ -378,15 +382,18 @@ def _judge(rows: list[Row], by: str, order: str, span_days: int) -> list[Row]:
     sign = -1 if order == "descending" else 1
 
     def order_key(r: Row) -> tuple[bool, float]:
-        ours = _CLASS.get(r.figure.kind, r.figure.kind) == main
+        ours = _comparable(r) == main
         return (not ours, sign * r.figure.number if ours else 0.0)
 
     out.sort(key=order_key)
     return out
 
 
-# A fraction's numerator counts ("23/25 dịch vụ"): it compares with counts.
-_CLASS = {"fraction": "count"}
+def _comparable(r: Row) -> str:
+    """The kind a row's figure compares with: a fraction's numerator counts ("23/25 dịch vụ")."""
+    return "count" if r.figure.kind == "fraction" else r.figure.kind
+
+
 _KIND_NAMES = {
     "count": ("a count", "counts"),
     "percent": ("a share (%)", "shares (%)"),

@@ -350,11 +350,11 @@ class Searcher:
             return None, 0.0
         q = r.query
         cands, x = self.answer_sentences(r, passages)
-        probs = self.models.sentence.proba(x) if cands else np.zeros(0)
-        chosen = probs
-        if weigh is not None:
-            chosen = probs * np.array([weigh(s, p) for s, p in cands], np.float32)
-        if not cands or chosen.max() <= 0:
+        if not cands:
+            return None, 0.0
+        probs = self.models.sentence.proba(x)
+        chosen = probs if weigh is None else probs * np.array([weigh(s, p) for s, p in cands], np.float32)
+        if chosen.max() <= 0:
             return None, 0.0
         best = int(np.argmax(chosen))
         sent, top = cands[best]
