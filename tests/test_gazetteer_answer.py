@@ -68,3 +68,13 @@ def test_locate_picks_the_span_of_the_wanted_kind(sentence, question, answer):
 
 def test_no_candidate_of_the_kind_gives_none():
     assert locate("Không có con số nào ở đây.", "Bao nhiêu?", "count") is None
+
+
+def test_a_comparative_question_is_told_from_a_superlative_word_alone():
+    from de06qa.query import comparative
+
+    assert comparative("Tỉnh nào có nhiều dịch vụ công trực tuyến toàn trình nhất?")
+    assert comparative("So sánh số tài khoản định danh điện tử giữa các tỉnh")
+    assert comparative("tinh nao co it ho so truc tuyen nhat")
+    assert not comparative("Hà Giang thống nhất triển khai Đề án 06 như thế nào?")
+    assert not comparative("Đây có phải là cơ sở dữ liệu duy nhất?")

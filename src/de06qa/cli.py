@@ -414,11 +414,10 @@ def _print_comparison(d: dict) -> None:  # type: ignore[type-arg]
     else:
         top = max((r["number"] for r in rows if r["compares"]), default=0) or 1
         t = Table(title=f"{d['indicator']} — by {d['by']}", title_justify="left")
-        first = "province" if d["by"] == "province" else "date"
         wide = out.width >= 100  # the parsed number and a bar where there is room for them
         cols = (
             "#",
-            first,
+            "province",  # by date too: with no province named, rows follow several provinces
             "value",
             *(("number",) if wide else ()),
             "as of",
@@ -429,7 +428,7 @@ def _print_comparison(d: dict) -> None:  # type: ignore[type-arg]
         for col in cols:
             t.add_column(
                 col, justify="right" if col in ("#", "number", "conf.") else "left",
-                no_wrap=col not in (first, "note"), min_width=11 if col in (first, "note") else None,
+                no_wrap=col not in ("province", "note"), min_width=11 if col in ("province", "note") else None,
             )  # fmt: skip
         for n, r in enumerate(rows, 1):
             place = Text(r["province"])
@@ -437,7 +436,7 @@ def _print_comparison(d: dict) -> None:  # type: ignore[type-arg]
                 place.append(f"\n→ {r['province_2025']}", "dim")  # its name since the 2025 mergers
             when = (r["as_of"] or "—") + ("*" if r["as_of_from"] == "article" else "")
             bar = "█" * max(1, round(8 * r["number"] / top)) if r["compares"] and r["number"] > 0 else ""
-            cells = [str(n), place if d["by"] == "province" else when, r["value"]]
+            cells = [str(n), place, r["value"]]
             cells += [_number(r["number"])] if wide else []
             cells += [when, f"{r['confidence']:.2f}"] + ([bar] if wide else []) + ["; ".join(r["notes"])]
             t.add_row(*cells)

@@ -23,7 +23,7 @@ from de06qa.errors import BadQuery
 from de06qa.figures import CUED, AsOf, Figure, as_of, figure_at
 from de06qa.filters import Filters
 from de06qa.gazetteer import NEW_NAME, find_provinces, province_spans
-from de06qa.query import ASKING, SUPERLATIVE, Query
+from de06qa.query import ASKING, SUPERLATIVE, SUPERLATIVE_PAIR, Query
 from de06qa.ranking import sigmoid
 from de06qa.search import Passage, Searcher
 from de06qa.text import fold, has_diacritics, normalise
@@ -140,7 +140,7 @@ def indicator_of(question: str) -> tuple[str, list[str]]:
             if a <= s < b:
                 drop[i] = True
 
-    for pat in (ASKING, SUPERLATIVE):
+    for pat in (ASKING, SUPERLATIVE) if SUPERLATIVE_PAIR.search(line) else (ASKING,):
         for m in pat.finditer(line):
             mark(*m.span())
     if provinces:

@@ -19,14 +19,17 @@ ASKING = re.compile(
     r"which provinces?|compare|across( the)? provinces|by (province|year)|over (the years|time)|"
     r"(the )?(most|highest|lowest|fewest|least|largest|smallest))\b"
 )
-# "nhiều … nhất": the adjective, then "nhất" after the indicator or right after it.
-SUPERLATIVE = re.compile(r"\b(nhieu|cao|lon|thap|it|nho|kem|cham|nhanh|tot)\b(?=.*\bnhat\b)|\bnhat\b")
+# "nhiều … nhất": the adjective, then "nhất" after the indicator or right after it ("thống nhất",
+# "duy nhất" alone are no superlative).
+_ADJECTIVE = r"\b(nhieu|cao|lon|thap|it|nho|kem|cham|nhanh|tot)\b"
+SUPERLATIVE_PAIR = re.compile(_ADJECTIVE + r".*\bnhat\b")
+SUPERLATIVE = re.compile(_ADJECTIVE + r"(?=.*\bnhat\b)|\bnhat\b")  # its words, once the pair is there
 
 
 def comparative(text: str) -> bool:
     """Whether a question asks across provinces or over time, so a comparison answers it."""
     folded = fold(normalise(text))
-    return bool(ASKING.search(folded) or (re.search(r"\bnhat\b", folded) and SUPERLATIVE.search(folded)))
+    return bool(ASKING.search(folded) or SUPERLATIVE_PAIR.search(folded))
 
 
 @dataclass(frozen=True, eq=False)
