@@ -3,6 +3,7 @@
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import signal
@@ -273,7 +274,9 @@ def test_build_output_counts_what_it_counts(built, tmp_path):
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "Read 1 of 1 file\n" in r.stderr and "Indexed 1 document (" in r.stderr
-    assert "passages and sentences (100%)" in r.stderr and " 1 passage (" in r.stderr
+    # the last progress line: all done, with the rate
+    assert re.search(r"embedded 1/1 articles \(100%, [\d.]+/s\)", r.stderr), r.stderr
+    assert " 1 passage (" in r.stderr
 
 
 def test_help_shows_flags_as_flags_without_padding():

@@ -87,6 +87,38 @@ def test_rebuild_flag_and_changed_chunking_embed_everything(tmp_path: Path, seed
     build_index(settings, seeds_copy, emb)
     assert build_index(settings, seeds_copy, emb, rebuild=True).embedded == 5
     assert build_index(settings.with_(chunk_chars=300), seeds_copy, emb).embedded == 5
+    # vectors of another runtime or precision are not mixed with the index's
+    other = FakeEmbedder()
+    other.runtime = "fake-int8"
+    assert build_index(settings.with_(chunk_chars=300), seeds_copy, other).embedded == 5
+    assert store.load(settings.index_dir).manifest["model"]["runtime"] == "fake-int8"
+
+
+def test_a_build_in_batches_equals_one_batch_and_reports_each(tmp_path: Path, seeds_copy: Path, monkeypatch):
+    """Articles are segmented on a second thread batch by batch while the batch before is
+    embedded: the index is the same as in one batch, progress moves per batch, stages are timed."""
+    whole = build_index(_settings(tmp_path).with_(index_dir=tmp_path / "one"), seeds_copy, FakeEmbedder())
+    monkeypatch.setattr("de06qa.indexing.BATCH_CHARS", 3000)  # the seeds are 2-8k characters each
+    seen: list[tuple[str, int, int]] = []
+    batched = build_index(_settings(tmp_path), seeds_copy, FakeEmbedder(), lambda *r: seen.append(r))
+    assert [r for r in seen if r[0] == "embed"] == [("embed", n, 5) for n in range(1, 6)]
+    a, b = store.load(tmp_path / "one"), store.load(tmp_path / "index")
+    assert [c.chunk_id for c in a.chunks] == [c.chunk_id for c in b.chunks] and len(a.chunks) > 5
+    assert np.array_equal(a.dense.vectors(), b.dense.vectors())
+    assert [s.start for s in a.sentences] == [s.start for s in b.sentences]
+    assert np.array_equal(a.sentence_vectors, b.sentence_vectors)
+    stages = dict(batched.stages)
+    assert set(stages) == {
+        "read",
+        "segment+chunk",
+        "embed passages",
+        "embed sentences",
+        "bm25",
+        "faiss",
+        "write",
+    }
+    assert all(t >= 0 for t in stages.values()) and sum(stages.values()) <= batched.seconds * 1.5
+    assert whole.chunks == batched.chunks
 
 
 def test_second_build_is_refused_while_one_holds_the_lock(tmp_path: Path, seeds_copy: Path):

@@ -73,6 +73,15 @@ def test_onnx_matches_torch(real_settings, torch_embedder, seed_sentences, preci
         assert cos.mean() >= mean_min and cos.min() >= min_min, (precision, cos.mean(), cos.min())
 
 
+def test_builds_embed_passages_in_int8_and_questions_in_fp32(real_settings, seed_sentences):
+    default, int8, fp32 = (OnnxEmbedder(real_settings, p) for p in (None, "int8", "fp32"))
+    assert (default.runtime, int8.runtime, fp32.runtime) == ("onnx-int8", "onnx-int8", "onnx-fp32")
+    some = seed_sentences[:40]
+    assert np.array_equal(default.embed_passages(some), int8.embed_passages(some))
+    assert np.array_equal(default.embed_queries(some), fp32.embed_queries(some))
+    assert not np.array_equal(int8.embed_queries(some), fp32.embed_queries(some))
+
+
 def test_answering_imports_neither_torch_nor_transformers(real_searcher, real_settings):
     """The question path (index load, ONNX model, search) in a fresh interpreter."""
     code = (

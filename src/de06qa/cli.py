@@ -7,6 +7,7 @@ import logging
 import os
 import select
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -131,6 +132,7 @@ class _Reporter:
         self._bar: Progress | None = None
         self._task: TaskID | None = None
         self._next_pct = 0
+        self._t0 = 0.0
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage == "read":
@@ -138,10 +140,12 @@ class _Reporter:
             return
         if total == 0:
             return
+        if not self._t0:
+            self._t0 = time.perf_counter()
         if self.tty:
             if self._bar is None:
                 self._bar = Progress(
-                    TextColumn("Embedding passages and sentences"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("Embedding articles"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(),
                     console=err, transient=True,
                 )  # fmt: skip
@@ -152,7 +156,10 @@ class _Reporter:
             if done >= total:
                 self._bar.stop()
         elif 100 * done // total >= self._next_pct:
-            err.print(f"embedding {done}/{total} passages and sentences ({100 * done // total}%)")
+            took = time.perf_counter() - self._t0
+            rate = done / took if took > 0 else 0.0
+            eta = f", about {(total - done) / rate:.0f} s left" if rate and done < total else ""
+            err.print(f"embedded {done}/{total} articles ({100 * done // total}%, {rate:.1f}/s{eta})")
             self._next_pct = 100 * done // total // 10 * 10 + 10
 
 

@@ -27,6 +27,7 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "DE06QA_MODEL": ("model", str),
     "DE06QA_RUNTIME": ("runtime", str),
     "DE06QA_PRECISION": ("precision", str),
+    "DE06QA_BUILD_PRECISION": ("build_precision", str),
     "DE06QA_THREADS": ("threads", lambda v: int(v) if v.isdigit() else 0),
     "DE06QA_BACKEND": ("backend", str),
     "DE06QA_MILVUS_URI": ("milvus_uri", str),
@@ -49,13 +50,18 @@ class Settings:
     chunk_overlap: int = 1
     # Dense index type: "flat" (exact, default) or "hnsw" (approximate, for large corpora).
     faiss_index: str = "flat"
-    embed_batch_size: int = 32
+    # Texts per model call. Small batches of length-sorted texts are fastest on this CPU (100 news
+    # articles' passages: 9.6 s at 8, 11.7 s at 32, 13.7 s at 128; eval/bench_build.py).
+    embed_batch_size: int = 8
     # Embedding runtime: "onnx" (ONNX Runtime, default) or "torch" (sentence-transformers on
-    # PyTorch); precision of the ONNX model: "fp32" (default) or "int8" (about twice as fast, but
-    # hybrid MRR@10 0.0055-0.0075 below fp32 on ViNewsQA and the seeds: more than the 0.005 the
-    # default may lose; eval/RESULTS.md). Threads per inference: 0 = one per core.
+    # PyTorch). Precision of the ONNX model for questions (`precision`) and for what a build
+    # embeds (`build_precision`): int8 embeds about twice as fast; int8 passages searched with fp32
+    # questions rank within 0.002 of fp32 throughout (hybrid Hit@1, MRR@10 and answer F1 on the
+    # ViNewsQA held-out and ViQuAD dev sets), int8 questions too lost 0.0055-0.0075 MRR@10, more
+    # than a default may lose (eval/RESULTS.md). Threads per inference: 0 = one per core.
     runtime: str = "onnx"
     precision: str = "fp32"
+    build_precision: str = "int8"
     threads: int = 0
     k: int = 5
     max_query_chars: int = 1000

@@ -33,7 +33,7 @@ _WORKER_MODELS: dict[tuple[str, str, str, str], Embedder] = {}
 
 def _on_worker(settings: Settings, fn: Callable[[Embedder, T], R], part: T) -> R:
     """Runs on a worker: the model is loaded on the worker's first task and reused after."""
-    key = (settings.model, settings.runtime, settings.precision, str(settings.cache_dir))
+    key = (settings.model, settings.runtime, settings.build_precision, str(settings.cache_dir))
     model = _WORKER_MODELS.get(key)
     if model is None:
         model = _WORKER_MODELS[key] = create_embedder(settings)

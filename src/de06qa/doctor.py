@@ -100,7 +100,12 @@ def model(settings: Settings) -> list[Check]:
     for precision, name in ONNX_FILES.items():
         f = onnx / "onnx" / name
         if (f.parent / f"{name}.data").exists():
-            star = " (in use)" if precision == settings.precision else ""
+            use = [
+                w
+                for w, p in (("questions", settings.precision), ("builds", settings.build_precision))
+                if p == precision
+            ]
+            star = f" (in use for {' and '.join(use)})" if use else ""
             out.append(
                 Check(
                     OK, f"onnx {precision}", f"{f} ({_mb(f) + _mb(f.parent / (name + '.data')):.0f} MB){star}"

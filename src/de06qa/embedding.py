@@ -221,6 +221,9 @@ class _BatchEncoder:
     def _encode(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
+    def _encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts)
+
     def _prepare(self, texts: list[str], prefix: str) -> list[str]:
         if self.profile.segmented:
             texts = [_segmented(t) for t in texts]
@@ -228,7 +231,7 @@ class _BatchEncoder:
 
     def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
         prepared = self._prepare(texts, self.profile.passage_prefix)
-        return _batched(self._encode, prepared, self.batch_size, self.dim, progress)
+        return _batched(self._encode_passages, prepared, self.batch_size, self.dim, progress)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         prepared = self._prepare(texts, self.profile.query_prefix)
@@ -237,52 +240,78 @@ class _BatchEncoder:
 
 class OnnxEmbedder(_BatchEncoder):
     """The model's ONNX file run by ONNX Runtime, tokenised by `tokenizers`; pooling and L2
-    normalisation as the model's sentence-transformers config says (mean or CLS)."""
+    normalisation as the model's sentence-transformers config says (mean or CLS).
+
+    Questions are embedded at `settings.precision` and passages (a build's work) at
+    `settings.build_precision`, each session opened on first use: a server answering questions
+    never loads the build's. `precision` given: one precision for both (tests and benchmarks
+    compare them)."""
 
     def __init__(self, settings: Settings, precision: str | None = None) -> None:
         self.precision = precision or settings.precision
-        if self.precision not in ONNX_FILES:
-            raise ModelUnavailable(f"unknown precision {self.precision!r}; use int8 or fp32")
+        self.build_precision = precision or settings.build_precision
+        for p in (self.precision, self.build_precision):
+            if p not in ONNX_FILES:
+                raise ModelUnavailable(f"unknown precision {p!r}; use int8 or fp32")
         self.model_id = settings.model
         self.profile = profile_for(settings.model)
-        self.runtime = f"onnx-{self.precision}"
+        self.runtime = f"onnx-{self.build_precision}"  # what the index's vectors are
         self.batch_size = settings.embed_batch_size
         self._settings = settings
-        self._state: tuple[Any, Any, str, int] | None = None
+        self._state: tuple[Any, str, int] | None = None
+        self._sessions: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def _load(self) -> tuple[Any, Any, str, int]:
-        """(session, tokenizer, pooling, dim), loaded on first use: a build with nothing to embed
-        and a command that fails on its arguments should not pay for it."""
+    def _load(self) -> tuple[Any, str, int]:
+        """(tokenizer, pooling, dim), loaded on first use: a build with nothing to embed and a
+        command that fails on its arguments should not pay for it."""
         if self._state is None:
             with self._lock:
                 if self._state is None:
                     self._state = self._open()
         return self._state
 
-    def _open(self) -> tuple[Any, Any, str, int]:
+    def _open(self) -> tuple[Any, str, int]:
         folder = export_onnx(self._settings)
         from de06qa.tokenizer import load_encoder
 
-        session = onnx_session(folder / "onnx" / ONNX_FILES[self.precision], self._settings.threads)
         max_len = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length") or 512)
         tok = load_encoder(folder / "tokenizer.json", max_len)
         pooling = _read_json(folder / "1_Pooling" / "config.json")
         mode = (
             "cls" if pooling.get("pooling_mode_cls_token") or pooling.get("pooling_mode") == "cls" else "mean"
         )
-        dim = int(session.get_outputs()[0].shape[-1] or pooling.get("word_embedding_dimension") or 0)
-        return session, tok, mode, dim
+        # sentence-transformers writes the width into the pooling config; else the graph says it
+        dim = int(pooling.get("word_embedding_dimension") or 0)
+        dim = dim or int(self._session(self.precision, folder).get_outputs()[0].shape[-1] or 0)
+        return tok, mode, dim
+
+    def _session(self, precision: str, folder: Path | None = None) -> Any:
+        got = self._sessions.get(precision)
+        if got is None:
+            path = (folder or export_onnx(self._settings)) / "onnx" / ONNX_FILES[precision]
+            got = self._sessions[precision] = onnx_session(path, self._settings.threads)
+        return got
 
     @property
     def dim(self) -> int:
-        return self._load()[3]
+        return self._load()[2]
 
     def token_count(self, text: str) -> int:
-        return int(self._load()[1].count(text))
+        return int(self._load()[0].count(text))
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        session, tok, pooling, _ = self._load()
+        return self._run(self.precision, texts)
+
+    def _encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self._run(self.build_precision, texts)
+
+    def _run(self, precision: str, texts: list[str]) -> np.ndarray:
+        tok, pooling, _ = self._load()
+        session = self._sessions.get(precision)
+        if session is None:
+            with self._lock:
+                session = self._session(precision)
         ids, mask = tok.encode(texts)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if any(i.name == "token_type_ids" for i in session.get_inputs()):

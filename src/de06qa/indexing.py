@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -43,6 +45,7 @@ class BuildSummary:
     reused: int = 0  # unchanged articles whose vectors were kept
     removed: int = 0  # articles of the previous index no longer in the folder
     changed: bool = True  # False: the index already held exactly this, nothing was written
+    stages: tuple[tuple[str, float], ...] = ()  # (stage, seconds), in the order they ran
 
 
 def context_terms(article: Article) -> tuple[list[str], list[str]]:
@@ -124,32 +127,76 @@ class Embedded:
     sentence_vectors: np.ndarray
 
 
+class Stages:
+    """Seconds a build spent in each stage (reading, segmentation and chunking, embedding, BM25,
+    FAISS, writing): `with stages("embed"): …` adds to a stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+# Text per batch of a build: the next batch is segmented and chunked on a second thread while this
+# one is embedded (ONNX Runtime releases the GIL while it computes), and progress moves per batch.
+BATCH_CHARS = 50_000
+
+
+def _chunk_batches(
+    articles: list[Article], settings: Settings, stages: Stages, whole: bool
+) -> Iterator[tuple[list[Article], list[Chunk]]]:
+    """The articles in batches of about BATCH_CHARS (one batch if `whole`), each with its chunks."""
+    batches: list[list[Article]] = [[]]
+    for a in articles:
+        if batches[-1] and not whole and sum(len(x.text) for x in batches[-1]) >= BATCH_CHARS:
+            batches.append([])
+        batches[-1].append(a)
+
+    def chunk(batch: list[Article]) -> list[Chunk]:
+        with stages("segment+chunk"):
+            return chunk_articles(batch, settings.chunk_chars, settings.chunk_overlap)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="de06qa-segment") as pool:
+        yield from zip(batches, pool.map(chunk, batches))
+
+
 def _embed(
-    articles: list[Article], settings: Settings, embedder: Embedder, report: Report | None, dim: int | None
-) -> Embedded:
-    """Chunk the articles and embed their passages and sentences (one progress count for both).
-    `dim` when known: the model is only loaded when something needs embedding."""
+    articles: list[Article], settings: Settings, embedder: Embedder, report: Report | None, dim: int | None,
+    stages: Stages,
+) -> Embedded:  # fmt: skip
+    """Chunk the articles and embed their passages and sentences, batch by batch (progress in
+    articles). `dim` when known: the model is only loaded when something needs embedding."""
     by_id = {a.doc_id: a for a in articles}
-    chunks = chunk_articles(articles, settings.chunk_chars, settings.chunk_overlap)
-    sents = list(dict.fromkeys((c.doc_id, s.start, s.end) for c in chunks for s in c.sentences))
-    total, done = len(chunks) + len(sents), 0
-
-    def step(n: int) -> None:
-        nonlocal done
-        done += n
+    chunks: list[Chunk] = []
+    sents: list[tuple[str, int, int]] = []
+    vecs: list[np.ndarray] = []
+    sent_vecs: list[np.ndarray] = []
+    done = 0
+    # A Dask cluster gets everything at once: its workers share the passages out among themselves.
+    whole = getattr(embedder, "spread", None) is not None
+    for batch, got in _chunk_batches(articles, settings, stages, whole):
+        keys = list(dict.fromkeys((c.doc_id, s.start, s.end) for c in got for s in c.sentences))
+        if got:
+            with stages("embed passages"):
+                vecs.append(embedder.embed_passages([passage_text(by_id[c.doc_id], c) for c in got]))
+            with stages("embed sentences"):
+                sent_vecs.append(embedder.embed_passages([by_id[d].text[a:b] for d, a, b in keys]))
+        chunks += got
+        sents += keys
+        done += len(batch)
         if report:
-            report("embed", done, total)
-
-    log.info("embedding %d chunks and %d sentences", len(chunks), len(sents))
-    width = embedder.dim if chunks or dim is None else dim
-    vecs, sent_vecs = (
-        embedder.embed_passages(texts, step) if texts else np.zeros((0, width), np.float32)
-        for texts in (
-            [passage_text(by_id[c.doc_id], c) for c in chunks],
-            [by_id[d].text[a:b] for d, a, b in sents],
-        )
-    )
-    return Embedded(chunks, vecs, sents, sent_vecs)
+            report("embed", done, len(articles))
+    log.info("embedded %d chunks and %d sentences", len(chunks), len(sents))
+    if not chunks:
+        empty = np.zeros((0, embedder.dim if dim is None else dim), np.float32)
+        return Embedded(chunks, empty, sents, empty)
+    return Embedded(chunks, np.concatenate(vecs), sents, np.concatenate(sent_vecs))
 
 
 def build_index(
@@ -169,9 +216,11 @@ def build_index(
     uri = milvus_uri(settings)
     if uri:
         return _build_milvus(settings, uri, source, embedder, report, rebuild, t0)
+    stages = Stages()
     with store.build_lock(settings.index_dir):
         have = (settings.index_dir / store.MANIFEST).exists()
-        articles, skipped = _read(settings, source, report, have)
+        with stages("read"):
+            articles, skipped = _read(settings, source, report, have)
         previous = None if rebuild else _previous(settings, embedder)
         old_docs = previous.manifest["documents"] if previous else {}
         kept = {
@@ -191,7 +240,9 @@ def build_index(
                 str(settings.index_dir), len(articles), len(previous.chunks), len(previous.sentences),
                 tuple(skipped), time.perf_counter() - t0, reused=len(kept), changed=False,
             )  # fmt: skip
-        new = _embed(fresh_articles, settings, embedder, report, previous.dense.dim if previous else None)
+        new = _embed(
+            fresh_articles, settings, embedder, report, previous.dense.dim if previous else None, stages
+        )
         dim = new.vectors.shape[1]
 
         # Assemble in article order: reused rows from the previous index, new rows from above.
@@ -216,24 +267,22 @@ def build_index(
         sentence_vectors = _stack([v for d in order for _, v in sent_rows.get(d, [])], dim)
         sentences = [Span(a, b, by_id[d].text[a:b]) for d, a, b in sent_keys]
 
-        word_docs, folded_docs = _lexical_docs(articles, chunks)
+        with stages("bm25"):
+            lexical = LexicalIndex.build(*_lexical_docs(articles, chunks))
+        with stages("faiss"):
+            dense = DenseIndex.build(vectors, settings.faiss_index)
         manifest = _manifest(
             settings, source, model_info(embedder, dim), articles, chunks, len(sentences), skipped
         )
         data = store.IndexData(
-            manifest,
-            by_id,
-            chunks,
-            sentences,
-            [d for d, _, _ in sent_keys],
-            sentence_vectors,
-            DenseIndex.build(vectors, settings.faiss_index),
-            LexicalIndex.build(word_docs, folded_docs),
+            manifest, by_id, chunks, sentences, [d for d, _, _ in sent_keys], sentence_vectors, dense, lexical
         )
-        store.save(data, settings.index_dir)
+        with stages("write"):
+            store.save(data, settings.index_dir)
     return BuildSummary(
         str(settings.index_dir), len(articles), len(chunks), len(sentences), tuple(skipped),
         time.perf_counter() - t0, embedded=len(fresh_articles), reused=len(kept), removed=len(removed),
+        stages=tuple(stages.seconds.items()),
     )  # fmt: skip
 
 
@@ -343,7 +392,7 @@ def write_share(
     if not articles:
         return Written(set(), set(), Counter(), 0, 0)
     by_id = {a.doc_id: a for a in articles}
-    e = _embed(articles, settings, embedder, report, None)
+    e = _embed(articles, settings, embedder, report, None, Stages())
     dim = int(e.vectors.shape[1])
     sent_vec = dict(zip(e.sentences, e.sentence_vectors))
     position = positions(e.chunks)
@@ -409,9 +458,9 @@ def _reusable(current: dict[str, Any], settings: Settings, embedder: Embedder) -
         log.warning("full build: the index in Milvus cannot be updated in place (%s)", e)
         return None
     built = m.get("settings", {})
-    if m["model"].get("runtime") != embedder.runtime or (built.get("chunk_chars"), built.get("chunk_overlap")) != (
-        settings.chunk_chars, settings.chunk_overlap,
-    ):  # fmt: skip
+    if m["model"].get("runtime") != embedder.runtime or (
+        built.get("chunk_chars"), built.get("chunk_overlap")
+    ) != (settings.chunk_chars, settings.chunk_overlap):  # fmt: skip
         log.warning("full build: the runtime or chunk settings changed since the last build")
         return None
     return str(current["generation"])
