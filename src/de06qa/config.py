@@ -48,8 +48,9 @@ class Settings:
     # `chunk_overlap` sentences. ~450 chars keeps passages readable (the brief caps the mean at 600).
     chunk_chars: int = 450
     chunk_overlap: int = 1
-    # Dense index type: "flat" (exact, default) or "hnsw" (approximate, for large corpora).
-    faiss_index: str = "flat"
+    # Dense index type: "auto" (default: exact below 20,000 passages, HNSW from there on), "flat"
+    # (exact) or "hnsw" (approximate).
+    faiss_index: str = "auto"
     # Texts per model call. Small batches of length-sorted texts are fastest on this CPU (100 news
     # articles' passages: 9.6 s at 8, 11.7 s at 32, 13.7 s at 128; eval/bench_build.py).
     embed_batch_size: int = 8

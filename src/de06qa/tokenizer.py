@@ -61,17 +61,35 @@ class HfEncoder:
 class PieceEncoder:
     """A Unigram tokenizer.json run by SentencePiece, with the same ids as `tokenizers` gives."""
 
-    def __init__(self, spec: dict[str, Any], max_len: int) -> None:
+    def __init__(self, bare: dict[str, Any], proto: bytes, max_len: int) -> None:
+        """`bare`: tokenizer.json without its vocabulary (its normalizer, pre-tokenizer, added
+        tokens and template); `proto`: the vocabulary as a SentencePiece model (`model_proto`)."""
         import sentencepiece as spm
-        from sentencepiece import sentencepiece_model_pb2 as pb
         from tokenizers import Tokenizer
 
+        self._sp = spm.SentencePieceProcessor(model_proto=proto)
+        self._text = Tokenizer.from_str(json.dumps(bare))
+        added = {t["content"]: t for t in bare.get("added_tokens", [])}
+        self._ids = {c: int(t["id"]) for c, t in added.items()}
+        self._lstrip = {c for c, t in added.items() if t.get("lstrip")}
+        self._split = re.compile("(" + "|".join(map(re.escape, sorted(added, key=len, reverse=True))) + ")")
+        template = bare["post_processor"]["single"]
+        at = _sequence_at(template)
+        self._before = [self._ids[t["SpecialToken"]["id"]] for t in template[:at]]
+        self._after = [self._ids[t["SpecialToken"]["id"]] for t in template[at + 1 :]]
+        self._max = max_len - len(self._before) - len(self._after)
+        self._pad = self._ids.get("<pad>", 0)
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], max_len: int) -> tuple[PieceEncoder, dict[str, Any], bytes]:
+        """The encoder of a tokenizer.json, and its two parts (for `load_encoder`'s cache)."""
+        from sentencepiece import sentencepiece_model_pb2 as pb
+
         model = spec["model"]
-        added = {t["content"]: t for t in spec.get("added_tokens", [])}
+        specials = {t["id"] for t in spec.get("added_tokens", [])}
         proto = pb.ModelProto()  # type: ignore[attr-defined]
         proto.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM  # type: ignore[attr-defined]
         proto.trainer_spec.unk_id = model["unk_id"]
-        specials = {t["id"] for t in added.values()}
         kinds = pb.ModelProto.SentencePiece  # type: ignore[attr-defined]
         for i, (piece, score) in enumerate(model["vocab"]):
             p = proto.pieces.add()
@@ -79,24 +97,14 @@ class PieceEncoder:
             p.type = (
                 kinds.UNKNOWN if i == model["unk_id"] else kinds.CONTROL if i in specials else kinds.NORMAL
             )
-        # Normalising and the "▁" marks are done by `tokenizers` below: SentencePiece only segments.
+        # Normalising and the "▁" marks are done by `tokenizers`: SentencePiece only segments.
         proto.normalizer_spec.name = "identity"
         proto.normalizer_spec.add_dummy_prefix = False
         proto.normalizer_spec.remove_extra_whitespaces = False
         proto.normalizer_spec.escape_whitespaces = False
-        self._sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
-        # The same tokenizer.json without its vocabulary: its normalizer and pre-tokenizer.
         bare = {**spec, "model": {**model, "vocab": model["vocab"][: model["unk_id"] + 1]}}
-        self._text = Tokenizer.from_str(json.dumps(bare))
-        self._ids = {c: int(t["id"]) for c, t in added.items()}
-        self._lstrip = {c for c, t in added.items() if t.get("lstrip")}
-        self._split = re.compile("(" + "|".join(map(re.escape, sorted(added, key=len, reverse=True))) + ")")
-        template = spec["post_processor"]["single"]
-        at = _sequence_at(template)
-        self._before = [self._ids[t["SpecialToken"]["id"]] for t in template[:at]]
-        self._after = [self._ids[t["SpecialToken"]["id"]] for t in template[at + 1 :]]
-        self._max = max_len - len(self._before) - len(self._after)
-        self._pad = self._ids.get("<pad>", 0)
+        raw = proto.SerializeToString()
+        return cls(bare, raw, max_len), bare, raw
 
     @staticmethod
     def fits(spec: dict[str, Any]) -> bool:
@@ -149,10 +157,38 @@ def _sequence_at(template: list[dict[str, Any]]) -> int:
 
 
 def load_encoder(path: Path, max_len: int) -> Encoder:
+    """The encoder of a tokenizer.json. The SentencePiece form of a Unigram one is kept beside it
+    (`tokenizer.spm` and `tokenizer.bare.json`, keyed by the file's size and time): parsing the
+    250k-piece JSON and building that form took 0.7-1.5 s of every one-shot `de06qa ask`."""
+    spm_file, bare_file = path.with_name("tokenizer.spm"), path.with_name("tokenizer.bare.json")
+    key = [path.stat().st_size, path.stat().st_mtime_ns]
+    try:
+        bare = json.loads(bare_file.read_text(encoding="utf-8"))
+        if bare.pop("de06qa_source", None) == key:
+            return PieceEncoder(bare, spm_file.read_bytes(), max_len)
+    except (OSError, ValueError, KeyError, RuntimeError, ImportError):
+        pass  # no cache yet, or a stale or damaged one: made again below
     spec = json.loads(path.read_text(encoding="utf-8"))
     if PieceEncoder.fits(spec):
         try:
-            return PieceEncoder(spec, max_len)
+            enc, bare, raw = PieceEncoder.from_spec(spec, max_len)
         except ImportError:  # sentencepiece not installed: the library's own tokenizer
-            pass
+            return HfEncoder(path, max_len)
+        _write_cache(spm_file, bare_file, raw, {**bare, "de06qa_source": key})
+        return enc
     return HfEncoder(path, max_len)
+
+
+def _write_cache(spm_file: Path, bare_file: Path, raw: bytes, bare: dict[str, Any]) -> None:
+    """Best effort: a cache folder this process cannot write (a server user's) only costs time.
+    Each file is written beside its place and renamed in, so a reader never sees half of one."""
+    import os
+
+    try:
+        for target, data in ((spm_file, raw), (bare_file, json.dumps(bare).encode())):
+            tmp = target.with_name(f".{target.name}.{os.getpid()}")
+            tmp.write_bytes(data)
+            tmp.chmod(0o644)
+            tmp.replace(target)
+    except OSError:
+        pass
