@@ -101,7 +101,7 @@ def test_a_build_in_batches_equals_one_batch_and_reports_each(tmp_path: Path, se
     monkeypatch.setattr("de06qa.indexing.BATCH_CHARS", 3000)  # the seeds are 2-8k characters each
     seen: list[tuple[str, int, int]] = []
     batched = build_index(_settings(tmp_path), seeds_copy, FakeEmbedder(), lambda *r: seen.append(r))
-    assert [r for r in seen if r[0] == "embed"] == [("embed", n, 5) for n in range(1, 6)]
+    assert [r for r in seen if r[0] == "embed"] == [("embed", n, 5) for n in range(6)]
     a, b = store.load(tmp_path / "one"), store.load(tmp_path / "index")
     assert [c.chunk_id for c in a.chunks] == [c.chunk_id for c in b.chunks] and len(a.chunks) > 5
     assert np.array_equal(a.dense.vectors(), b.dense.vectors())

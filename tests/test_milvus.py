@@ -374,6 +374,8 @@ def test_dask_workers_write_their_share_into_milvus(
     assert sorted(r["chunk_id"] for r in rows) == sorted(local)
     ref = real_searcher.backend.data.dense.vectors()
     cos = [float(np.dot(np.asarray(r["vector"], np.float32), ref[local[r["chunk_id"]]])) for r in rows]
-    assert min(cos) >= 0.9999
+    # int8 scales activations per batch, so a passage's vector moves slightly with its batch mates
+    # (the workers batch other passages than the local build did)
+    assert min(cos) >= 0.99
     assert b.stats == real_searcher.backend.stats
     assert Searcher(b, real_embedder, settings).search(HA_GIANG).answer.text == "665"

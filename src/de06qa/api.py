@@ -51,8 +51,9 @@ Q_PATTERN = r"[^\s\u001c-\u001f\u0085]"
 Mode = Literal["hybrid", "bm25", "dense"]
 Sort = Literal["relevance", "date"]
 # The schema lists the province names (old and 2025) so that clients and Swagger UI offer them;
-# the server also takes them without diacritics ("ha giang").
-ProvinceName = Annotated[str, Field(json_schema_extra={"enum": sorted({*PROVINCES, *MERGED_2025})})]
+# the server also takes them without diacritics ("ha giang"). An empty value is no filter (what a
+# form's empty choice sends), so the list holds "" too.
+ProvinceName = Annotated[str, Field(json_schema_extra={"enum": ["", *sorted({*PROVINCES, *MERGED_2025})]})]
 MAX_PROVINCES = len({*PROVINCES, *MERGED_2025})
 PROVINCE_HELP = (
     "Only articles about this province (repeatable); a 2025 merged name (Tuyên Quang) covers "

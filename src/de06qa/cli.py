@@ -140,8 +140,9 @@ class _Reporter:
             return
         if total == 0:
             return
-        if not self._t0:
+        if not done:
             self._t0 = time.perf_counter()
+            return
         if self.tty:
             if self._bar is None:
                 self._bar = Progress(

@@ -150,7 +150,7 @@ def export_onnx(settings: Settings) -> Path:
     import warnings
 
     log.warning(
-        "First use: exporting %s to ONNX (fp32 and int8) into %s; this takes about half a minute, once.",
+        "First use: exporting %s to ONNX (fp32 and int8) into %s; this takes under a minute, once.",
         settings.model,
         target,
     )

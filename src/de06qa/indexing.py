@@ -178,6 +178,8 @@ def _embed(
     vecs: list[np.ndarray] = []
     sent_vecs: list[np.ndarray] = []
     done = 0
+    if report:
+        report("embed", 0, len(articles))  # the clock of the rate and time left starts here
     # A Dask cluster gets everything at once: its workers share the passages out among themselves.
     whole = getattr(embedder, "spread", None) is not None
     for batch, got in _chunk_batches(articles, settings, stages, whole):

@@ -67,6 +67,8 @@ class PieceEncoder:
         import sentencepiece as spm
         from tokenizers import Tokenizer
 
+        if not proto:  # SentencePiece takes b"" without complaint, then fails on every encode
+            raise RuntimeError("empty SentencePiece model")
         self._sp = spm.SentencePieceProcessor(model_proto=proto)
         self._text = Tokenizer.from_str(json.dumps(bare))
         added = {t["content"]: t for t in bare.get("added_tokens", [])}
