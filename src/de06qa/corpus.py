@@ -24,7 +24,7 @@ ChunkTerms = tuple[frozenset[str], tuple[tuple[frozenset[str], frozenset[str]], 
 def terms_of(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """(folded lower-case syllables, syllable pairs) of a text; numbers keep their separators ("1.818")."""
     toks = _SYLLABLE.findall(fold(text).lower())
-    return frozenset(toks), frozenset(f"{a}_{b}" for a, b in zip(toks, toks[1:]))
+    return frozenset(toks), frozenset(map("_".join, zip(toks, toks[1:])))  # (C-speed joins: hot)
 
 
 def title_terms(a: Article) -> frozenset[str]:

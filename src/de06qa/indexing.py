@@ -153,17 +153,23 @@ def _chunk_batches(
 ) -> Iterator[tuple[list[Article], list[Chunk]]]:
     """The articles in batches of about BATCH_CHARS (one batch if `whole`), each with its chunks."""
     batches: list[list[Article]] = [[]]
+    size = 0
     for a in articles:
-        if batches[-1] and not whole and sum(len(x.text) for x in batches[-1]) >= BATCH_CHARS:
+        if batches[-1] and not whole and size >= BATCH_CHARS:
             batches.append([])
+            size = 0
         batches[-1].append(a)
+        size += len(a.text)
 
     def chunk(batch: list[Article]) -> list[Chunk]:
         with stages("segment+chunk"):
             return chunk_articles(batch, settings.chunk_chars, settings.chunk_overlap)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="de06qa-segment") as pool:
+    pool = ThreadPoolExecutor(1, thread_name_prefix="de06qa-segment")
+    try:
         yield from zip(batches, pool.map(chunk, batches))
+    finally:  # a build that fails (or is stopped) does not wait for the rest to be segmented
+        pool.shutdown(cancel_futures=True)
 
 
 def _embed(
@@ -460,9 +466,9 @@ def _reusable(current: dict[str, Any], settings: Settings, embedder: Embedder) -
         log.warning("full build: the index in Milvus cannot be updated in place (%s)", e)
         return None
     built = m.get("settings", {})
-    if m["model"].get("runtime") != embedder.runtime or (
-        built.get("chunk_chars"), built.get("chunk_overlap")
-    ) != (settings.chunk_chars, settings.chunk_overlap):  # fmt: skip
+    if m["model"].get("runtime") != embedder.runtime or (built.get("chunk_chars"), built.get("chunk_overlap")) != (
+        settings.chunk_chars, settings.chunk_overlap,
+    ):  # fmt: skip
         log.warning("full build: the runtime or chunk settings changed since the last build")
         return None
     return str(current["generation"])
