@@ -224,7 +224,7 @@ def main() -> None:
     for name, (q, r, _) in every:
         s = searchers[name]
         scores = np.array(r.logits)
-        passages = s._passages(r, scores, r.candidates.bm25_folded, 3)
+        passages = s.passages(r, scores, r.candidates.bm25_folded, 3)
         cands, feats = s.answer_sentences(r, passages)
         labels = [sp.doc_id == q.doc_id and any(a in span.text for a in q.answers) for span, sp in
                   ((span, p.chunk) for span, p in cands)]  # fmt: skip
@@ -270,7 +270,7 @@ def main() -> None:
         out = []
         for _, query in queries_for(s, qs, rng):
             r = s.rank(query)
-            passages = s._passages(r, r.logits, r.candidates.bm25_folded, 3)
+            passages = s.passages(r, r.logits, r.candidates.bm25_folded, 3)
             if not passages:
                 continue
             _, feats = s.answer_sentences(r, passages)
