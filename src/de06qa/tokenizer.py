@@ -12,6 +12,7 @@ Any tokenizer.json of another shape (WordPiece, BPE …) is run by `tokenizers` 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Protocol
@@ -184,8 +185,6 @@ def load_encoder(path: Path, max_len: int) -> Encoder:
 def _write_cache(spm_file: Path, bare_file: Path, raw: bytes, bare: dict[str, Any]) -> None:
     """Best effort: a cache folder this process cannot write (a server user's) only costs time.
     Each file is written beside its place and renamed in, so a reader never sees half of one."""
-    import os
-
     try:
         for target, data in ((spm_file, raw), (bare_file, json.dumps(bare).encode())):
             tmp = target.with_name(f".{target.name}.{os.getpid()}")
