@@ -43,6 +43,28 @@ def test_doctor_fails_with_the_fix_on_a_damaged_index(tmp_path):
     assert " index:" in line and "de06qa index FOLDER --rebuild" in line
 
 
+def test_doctor_says_an_index_of_another_precision_is_re_embedded_by_the_next_build(tmp_path):
+    from de06qa.config import DEFAULT_MODEL, Settings
+    from de06qa.doctor import index
+    from de06qa.store import FORMAT_VERSION
+
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "counts": {"documents": 5, "chunks": 115},
+        "model": {"model": DEFAULT_MODEL, "runtime": "onnx-fp32"},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    got = index(Settings(index_dir=folder))
+    assert (
+        got.status == WARN
+        and "onnx-fp32" in got.detail
+        and "re-embeds every article (onnx-int8 now)" in got.fix
+    )
+    assert index(Settings(index_dir=folder, build_precision="fp32")).status == OK
+
+
 def test_doctor_names_packages_that_differ_from_the_lock(tmp_path):
     lock = tmp_path / "default.lock"
     lock.write_text("numpy==0.0.1 \\\n    --hash=sha256:00\nno-such-package-de06qa==1.0\n", encoding="utf-8")

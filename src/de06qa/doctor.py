@@ -152,8 +152,16 @@ def index(settings: Settings) -> Check:
     except Exception as e:  # a damaged manifest: report, do not raise
         return Check(FAIL, "index", f"{folder}: {e}", f"de06qa index FOLDER --rebuild --index-dir {folder}")
     counts = m.get("counts", {})
-    return Check(OK, "index", f"{folder}: {counts.get('documents', '?')} articles, {counts.get('chunks', '?')} chunks, "
-                 f"built {m.get('built_at', '?')} with {m.get('model', {}).get('model', '?')} ({m.get('model', {}).get('runtime', '?')})")  # fmt: skip
+    model, runtime = m.get("model", {}).get("model", "?"), m.get("model", {}).get("runtime", "?")
+    text = (
+        f"{folder}: {counts.get('documents', '?')} articles, {counts.get('chunks', '?')} chunks, "
+        f"built {m.get('built_at', '?')} with {model} ({runtime})"
+    )
+    builds = "torch" if settings.runtime == "torch" else f"onnx-{settings.build_precision}"
+    if model == settings.model and runtime != builds:
+        # Searching it works; only an update would not mix vectors of two precisions.
+        return Check(WARN, "index", text, f"the next `de06qa index` re-embeds every article ({builds} now)")
+    return Check(OK, "index", text)
 
 
 def formats() -> list[Check]:
