@@ -157,7 +157,13 @@ def index(settings: Settings) -> Check:
         f"{folder}: {counts.get('documents', '?')} articles, {counts.get('chunks', '?')} chunks, "
         f"built {m.get('built_at', '?')} with {model} ({runtime})"
     )
-    builds = "torch" if settings.runtime == "torch" else f"onnx-{settings.build_precision}"
+    from de06qa.embedding import create_embedder  # loads nothing: its runtime is what builds write
+    from de06qa.errors import De06qaError
+
+    try:
+        builds = create_embedder(settings).runtime
+    except De06qaError:  # an unknown runtime or precision: the build itself will say so
+        builds = runtime
     if model == settings.model and runtime != builds:
         # Searching it works; only an update would not mix vectors of two precisions.
         return Check(WARN, "index", text, f"the next `de06qa index` re-embeds every article ({builds} now)")
