@@ -301,7 +301,7 @@ def main() -> None:
         res = searcher.search(queries[i % len(queries)])
         for k, v in res.timings_ms.items():
             parts.setdefault(k, []).append(v)
-    for k in ("total", "embed", "retrieve", "rank", "answer"):
+    for k in ("total", "embed", "retrieve", "rank", "answer", "read"):  # read: the reader, within answer
         print(f"search {k:8s} (ms)                {stats(parts[k])}")
     from de06qa.filters import parse_filters
 

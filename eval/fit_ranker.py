@@ -10,12 +10,15 @@ Nothing here reads the seeds' question set or a held-out part. Reproduce (≈ 15
     de06qa index $D/vn/corpus --index-dir $D/vn/index
     de06qa index seeds --index-dir $D/seeds-index      # only as a collection to ask others' questions of
     .venv/bin/python eval/fit_ranker.py --data $D [--questions 6000]
+    .venv/bin/python eval/fit_ranker.py --data $D --only-confidence   # after a new reader (~10 min)
 
 Fitting data: ViQuAD 1.0 train questions (a sample) and the ViNewsQA dev questions of the train
 articles, each against its own collection's index. Positives for ranking: candidates from the gold
 article holding a gold answer; for the sentence selector: sentences holding a gold answer; for
 confidence: questions asked of their own collection (answerable) against questions asked of the
-other collection and of the bundled seed articles (unanswerable there).
+other collection and of the bundled seed articles (unanswerable there); its features come from the
+answer path as the product runs it (selector, then reader), so a new reader needs the confidence
+refitted: `--only-confidence` keeps the shipped ranker and selector and refits only it.
 Model choice: logistic regression and (when installed) LightGBM LambdaRank are both fitted on 80%
 of the fitting questions (split by article) and compared by MRR@10 on the other 20%; the simpler
 (logistic regression) is kept unless LightGBM wins by more than 0.005.
@@ -48,12 +51,14 @@ from de06qa.ranking import (
     TreeModel,
     load_models,
 )
+from de06qa.reader import READER_FILE
 from de06qa.search import Searcher
 from de06qa.text import fold
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "src" / "de06qa" / "models" / "ranker.json"
 VERSION = "ranker-2026.11-1"
+THRESHOLD_QUANTILE = 0.03  # the product's bound: at most 3% of answerable questions flagged
 AUGMENT = 0.25  # share of questions also asked without diacritics, and as if in another language
 LGBM = {"objective": "lambdarank", "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31,
         "min_child_samples": 20, "verbose": -1, "random_state": 6, "deterministic": True}  # fmt: skip
@@ -162,6 +167,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--questions", type=int, default=6000, help="ViQuAD train questions sampled")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--only-confidence", action="store_true", help="keep the shipped ranker and selector")
     args = ap.parse_args()
     t0 = time.perf_counter()
     base = Settings.from_env()
@@ -176,6 +182,15 @@ def main() -> None:
     vqt_q = [q for q in load_questions(args.data / "vqt" / "questions.jsonl") if q.answerable]
     vqt_q = rng.sample(vqt_q, min(args.questions, len(vqt_q)))
     vn_q = [q for q in load_questions(args.data / "vn" / "questions.train.jsonl") if q.answerable]
+    if args.only_confidence:
+        shipped = json.loads(args.out.read_text(encoding="utf-8"))
+        meta = {
+            k: v
+            for k, v in shipped.items()
+            if k not in ("version", "ranker", "sentence", "confidence", "threshold")
+        }
+        fit_confidence(args, searchers, seeds, boot.ranker, boot.sentence, vqt_q, vn_q, meta, rng)
+        return
     fit_sets = {"vqt": vqt_q, "vn": vn_q}
     rows = {name: collect(searchers[name], qs, rng) for name, qs in fit_sets.items()}
     every = [(name, item) for name, items in rows.items() for item in items]
@@ -261,8 +276,21 @@ def main() -> None:
         sentence_model = _linear(np.concatenate(sx), np.array(sy, int), SENTENCE_FEATURES)
         report["sentence"] = "logistic"
 
-    # -- confidence ------------------------------------------------------------------------------
-    models = Models(VERSION, ranker_model, sentence_model, boot.confidence, 0.5)
+    meta = {
+        "fitted_on": "UIT-ViQuAD 1.0 train (sample) + UIT-ViNewsQA dev, train articles (--split 0.3)",
+        "command": "eval/fit_ranker.py --data DIR --questions " + str(args.questions),
+        "kind": "ranker: see report.ranker; sentence and confidence: logistic regression (scikit-learn)",
+        "report": report,
+    }
+    fit_confidence(args, searchers, seeds, ranker_model, sentence_model, vqt_q, vn_q, meta, rng)
+
+
+def fit_confidence(  # type: ignore[no-untyped-def]
+    args, searchers, seeds, ranker_model, sentence_model, vqt_q, vn_q, meta, rng
+) -> None:
+    """The confidence model on the answer path's features, then every model written."""
+    t0 = time.perf_counter()
+    models = Models(VERSION, ranker_model, sentence_model, load_models().confidence, 0.5)
     for s in (*searchers.values(), seeds):
         s.models = models
 
@@ -270,13 +298,9 @@ def main() -> None:
         out = []
         for _, query in queries_for(s, qs, rng):
             r = s.rank(query)
-            passages = s.passages(r, r.logits, r.candidates.bm25_folded, 3)
-            if not passages:
-                continue
-            _, feats = s.answer_sentences(r, passages)
-            p = s.models.sentence.proba(feats)
-            b = int(np.argmax(p))
-            out.append(s.confidence_features(r, passages, feats[b], float(p[b]))[0])
+            got = s.read_answer(r, s.passages(r, r.logits, r.candidates.bm25_folded, 3))
+            if got is not None:
+                out.append(got[1][0])
         return np.array(out, np.float32)
 
     m = min(len(vn_q), 1500)
@@ -290,32 +314,28 @@ def main() -> None:
     weight = np.where(cy == 1, len(cy) / (2 * len(pos)), len(cy) / (2 * len(neg)))
     confidence_model = _linear(cx, cy, CONFIDENCE_FEATURES, weight)
     pp, pn = confidence_model.proba(pos), confidence_model.proba(neg)
-    # The threshold keeps answerable questions answered: at most 5% of the fitting positives
-    # flagged (the product's bound), and no higher than 0.5.
-    threshold = float(min(0.5, np.quantile(pp, 0.05)))
+    # The threshold keeps answerable questions answered: at most THRESHOLD_QUANTILE of the fitting
+    # positives flagged, and no higher than 0.5.
+    threshold = float(min(0.5, np.quantile(pp, THRESHOLD_QUANTILE)))
+    report = meta.setdefault("report", {})
     report["fit_confidence"] = {
         "threshold": round(threshold, 4),
         "answerable_flagged": round(float((pp < threshold).mean()), 4),
         "unanswerable_flagged": round(float((pn < threshold).mean()), 4),
+        "reader": READER_FILE,
     }
     final = Models(VERSION, ranker_model, sentence_model, confidence_model, threshold)
-    for name, m in (("ranker", ranker_model), ("sentence", sentence_model)):
+    for name, model in (("ranker", ranker_model), ("sentence", sentence_model)):
         tree = args.out.parent / f"{name}-lightgbm.txt"
-        if isinstance(m, TreeModel):
-            tree.write_text(m.text, encoding="utf-8")
+        if isinstance(model, TreeModel):
+            tree.write_text(model.text, encoding="utf-8")
         else:
             tree.unlink(missing_ok=True)
-    meta = {
-        "fitted_on": "UIT-ViQuAD 1.0 train (sample) + UIT-ViNewsQA dev, train articles (--split 0.3)",
-        "command": "eval/fit_ranker.py --data DIR --questions " + str(args.questions),
-        "kind": "ranker: see report.ranker; sentence and confidence: logistic regression (scikit-learn)",
-        "report": report,
-    }
     args.out.write_text(
         json.dumps(final.to_dict(meta), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
     print(json.dumps(report, indent=1), file=sys.stderr)
-    print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    print(f"wrote {args.out}; confidence in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""Shared fixtures. Unit tests use a tiny deterministic fake embedder; integration tests (marked
-slow) use the real default model, converted once per session into a temporary cache."""
+"""Shared fixtures. Unit tests use a tiny deterministic fake embedder (and fake reader); integration
+tests (marked slow) use the real default model, converted once per session into a temporary cache."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 
 from de06qa.config import Settings
 from de06qa.embedding import E5, Profile
+from de06qa.reader import Found, Text
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -41,6 +44,22 @@ class FakeEmbedder:
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def read(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]:
+        """A fake reader: the text's first number (else its first word), and as "answers" logit
+        the number of the question's words the text holds, less 2."""
+        out: list[list[Found | None]] = []
+        for question, texts in items:
+            words = set(question.lower().split())
+            row: list[Found | None] = []
+            for t in texts:
+                m = re.search(r"\d+(?:[.,]\d+)*", t.text) or re.search(r"\w+", t.text)
+                shared = len(words & set(t.text.lower().split()))
+                row.append(
+                    None if m is None else Found(t.offset + m.start(), t.offset + m.end(), 0.0, shared - 2.0)
+                )
+            out.append(row)
+        return out
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from de06qa import store
 from de06qa.answer import locate
 from de06qa.filters import parse_filters
 from de06qa.query import analyse
-from de06qa.ranking import RANK_FEATURES, load_models, rank_features
+from de06qa.ranking import CONFIDENCE_FEATURES, RANK_FEATURES, load_models, rank_features
 from de06qa.search import CANDIDATES, Searcher
 
 from .conftest import FakeEmbedder
@@ -117,3 +117,55 @@ def test_span_never_repeats_a_number_the_question_gives():
     a, b = locate(sentence, q, "count")
     assert sentence[a:b] == "120.345"
     assert locate("Tài khoản mức độ 2 được cấp.", q, "count") is None
+
+
+class _Spy(FakeEmbedder):
+    """The fake model, recording what the answer path gives the reader."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read_calls: list = []
+
+    def read(self, items):  # type: ignore[no-untyped-def]
+        self.read_calls.append(items)
+        return super().read(items)
+
+
+def test_the_answer_is_the_readers_span_in_the_sentence_it_finds_likeliest(fake_index):
+    """The selector's first READ_SENTENCES sentences go to the reader as article offsets; the
+    answer is the reader's span (here the fake reader's first number) at article offsets, in the
+    sentence whose selector x reader probability is highest."""
+    from de06qa.search import READ_SENTENCES
+
+    spy = _Spy()
+    s = Searcher.open(fake_index, spy)
+    r = s.rank(s.analyse_many(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0])
+    got = s.read_answer(r, s.passages(r, r.logits, r.candidates.lexical, 5))
+    [[(question, texts)]] = spy.read_calls
+    assert question.startswith("Hà Giang") and 1 <= len(texts) <= READ_SENTENCES
+    assert got is not None
+    a, features = got
+    assert (
+        features.shape == (1, len(CONFIDENCE_FEATURES))
+        and a.text
+        and a.sentence_start <= a.start < a.end <= a.sentence_end
+    )
+    doc = s.document(a.doc_id).text
+    assert doc[a.start : a.end] == a.text and doc[a.sentence_start : a.sentence_end] == a.sentence
+    assert any(t.offset == a.sentence_start and t.text == a.sentence for t in texts)
+    [[found]] = FakeEmbedder().read([(question, [t for t in texts if t.offset == a.sentence_start])])
+    assert (found.start, found.end) == (a.start, a.end)
+
+
+def test_reader_weights_are_stored_as_int8_rows_and_load_back_close(tmp_path):
+    torch = pytest.importorskip("torch")
+    from de06qa.reader.model import ReaderTop, _state, save_top
+
+    torch.manual_seed(0)
+    top = ReaderTop([torch.nn.Linear(64, 64)], 64)
+    save_top(top, tmp_path / "r.safetensors", {"version": "test"})
+    got = _state(tmp_path / "r.safetensors")
+    assert set(got) == set(top.state_dict())
+    for k, v in top.state_dict().items():
+        tol = v.abs().amax(dim=-1, keepdim=True) / 127 if v.dim() == 2 else v.abs() * 1e-3 + 1e-4
+        assert (got[k] - v).abs().le(tol).all(), k

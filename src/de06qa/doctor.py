@@ -120,9 +120,9 @@ def model(settings: Settings) -> list[Check]:
     if not w.exists():
         out.append(
             Check(
-                WARN,
+                FAIL,
                 "reader",
-                f"{w} missing (the answer reader, not yet the answer path)",
+                f"{w} missing (the answer reader: no question can be answered)",
                 "reinstall de06qa",
             )
         )

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ import numpy as np
 
 from de06qa.config import DEFAULT_MODEL, Settings
 from de06qa.errors import ModelUnavailable
+from de06qa.reader import Found, OnnxReader, Text
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,10 @@ class Embedder(Protocol):
         ...
 
     def embed_queries(self, texts: list[str]) -> np.ndarray: ...
+
+    def read(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]:
+        """The answer reader (reader/): for each (question, texts), each text's best span."""
+        ...
 
 
 def _segmented(text: str) -> str:
@@ -209,10 +214,14 @@ def onnx_session(path: Path, threads: int = 0) -> Any:
 
 
 class _BatchEncoder:
-    """What both runtimes share: the profile's input form and length-sorted batches."""
+    """What both runtimes share: the profile's input form, length-sorted batches, the reader."""
 
     profile: Profile
     batch_size: int
+    _reader: OnnxReader
+
+    def read(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]:
+        return self._reader.read_many(items)
 
     @property
     def dim(self) -> int:
@@ -258,6 +267,7 @@ class OnnxEmbedder(_BatchEncoder):
         self.runtime = f"onnx-{self.build_precision}"  # what the index's vectors are
         self.batch_size = settings.embed_batch_size
         self._settings = settings
+        self._reader = OnnxReader(settings)  # loads on its first question
         self._state: tuple[Any, str, int] | None = None
         self._sessions: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -337,6 +347,7 @@ class TorchEmbedder(_BatchEncoder):
         self.profile = profile_for(settings.model)
         self.batch_size = settings.embed_batch_size
         self._settings = settings
+        self._reader = OnnxReader(settings)  # loads on its first question
         self._model: Any = None
         self._lock = threading.Lock()
 

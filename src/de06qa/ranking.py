@@ -38,7 +38,7 @@ SENTENCE_FEATURES = (
     "cos_rank",
 )  # fmt: skip
 CONFIDENCE_FEATURES = (
-    "passage_prob", "passage_margin", "sentence_prob", "sentence_cos", "dense_top", "bm25_top", "idf_cover",
+    "passage_prob", "passage_margin", "sentence_prob", "reader_prob", "answer_prob", "sentence_cos", "dense_top", "bm25_top", "idf_cover",
     "passage_sentence_idf_cover", "sentence_idf_cover", "sentence_bigram_cover", "known", "province_unknown",
     "province_mismatch",
 )  # fmt: skip

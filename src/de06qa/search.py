@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from de06qa import store
-from de06qa.answer import locate
 from de06qa.backends import Backend, Candidates
 from de06qa.config import Settings
 from de06qa.corpus import CorpusView
@@ -35,6 +34,7 @@ from de06qa.ranking import (
     sentence_features,
     sigmoid,
 )
+from de06qa.reader import Text
 from de06qa.text import nfc
 
 MODES = ("hybrid", "bm25", "dense")
@@ -131,8 +131,10 @@ class SearchResult:
 # Candidates per retrieval side: the top CANDIDATES by BM25 and the top CANDIDATES by cosine. On
 # ViNewsQA dev (the held-out part) the union holds a relevant chunk for 99% of the questions.
 CANDIDATES = 100
-# Sentences of the top ANSWER_PASSAGES passages compete to be the answer sentence.
+# Sentences of the top ANSWER_PASSAGES passages compete to be the answer sentence; the reader reads
+# the READ_SENTENCES the selector ranks first.
 ANSWER_PASSAGES = 3
+READ_SENTENCES = 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -262,11 +264,11 @@ class Searcher:
         passages = self.passages(r, scores, lexical, k)
         timings["rank"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        answer, confidence = self.answer(r, passages)
+        answer, confidence = self.answer(r, passages, timings=timings)
         timings["answer"] = (time.perf_counter() - t) * 1000
         if sort == "date":
             passages = _newest_first(passages)
-        timings["total"] = sum(timings.values())
+        timings["total"] = timings["retrieve"] + timings["rank"] + timings["answer"]  # "read" is in "answer"
         answerable = answer is not None and confidence >= self.models.threshold
         return SearchResult(
             q.text, answerable, confidence, answer if answerable else None, passages, timings,
@@ -341,43 +343,63 @@ class Searcher:
         return cands, sentence_features(r.query, rows, r.idf)
 
     def answer(
-        self, r: Ranked, passages: tuple[Passage, ...], weigh: Callable[[Span, Passage], float] | None = None
+        self,
+        r: Ranked,
+        passages: tuple[Passage, ...],
+        weigh: Callable[[Span, Passage], float] | None = None,
+        timings: dict[str, float] | None = None,
     ) -> tuple[AnswerSpan | None, float]:
-        """The answering sentence (learned selector) among the top passages, the span inside it, and
-        a calibrated confidence that the corpus answers the question at all. `weigh` scales each
-        sentence's selector probability, 0 ruling it out (compare: a figure about the province read)."""
-        if not passages:
+        """The answer among the top passages (`read_answer`) and a calibrated confidence that the
+        corpus answers the question at all."""
+        got = self.read_answer(r, passages, weigh, timings)
+        if got is None:
             return None, 0.0
-        q = r.query
+        answer, features = got
+        return answer, float(self.models.confidence.proba(features)[0])
+
+    def read_answer(
+        self,
+        r: Ranked,
+        passages: tuple[Passage, ...],
+        weigh: Callable[[Span, Passage], float] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> tuple[AnswerSpan, np.ndarray] | None:
+        """The learned selector ranks the top passages' sentences, the reader reads the first
+        READ_SENTENCES and gives each its best span and a probability that it answers; the
+        sentence with the highest product of the two probabilities gives the answer. Returns it
+        with its confidence features. `weigh` scales each sentence's selector probability, 0
+        ruling it out (compare: a figure about the province read). The reader's time goes into
+        `timings["read"]`."""
+        if not passages:
+            return None
         cands, x = self.answer_sentences(r, passages)
         if not cands:
-            return None, 0.0
+            return None
         probs = self.models.sentence.proba(x)
         chosen = probs if weigh is None else probs * np.array([weigh(s, p) for s, p in cands], np.float32)
-        if chosen.max() <= 0:
-            return None, 0.0
-        best = int(np.argmax(chosen))
+        read = [int(i) for i in np.argsort(-chosen, kind="stable")[:READ_SENTENCES] if chosen[i] > 0]
+        if not read:
+            return None
+        texts = [Text(cands[i][0].text, cands[i][0].start) for i in read]
+        t = time.perf_counter()
+        found = self.embedder.read([(r.query.text, texts)])[0]
+        if timings is not None:
+            timings["read"] = (time.perf_counter() - t) * 1000
+        answers = [float(sigmoid(f.answers)) if f is not None else 0.0 for f in found]
+        pick = int(np.argmax([float(chosen[i]) * p for i, p in zip(read, answers)]))
+        best, span = read[pick], found[pick]
         sent, top = cands[best]
-        span = locate(sent.text, q.text, q.kind)
-        a, b = (sent.start + span[0], sent.start + span[1]) if span else (sent.start, sent.end)
+        a, b = (span.start, span.end) if span is not None else (sent.start, sent.end)
         answer = AnswerSpan(
-            sent.text[a - sent.start : b - sent.start],
-            sent.text,
-            top.chunk.doc_id,
-            a,
-            b,
-            sent.start,
-            sent.end,
-            top.article.page_at(a),
-        )
-        conf = self.models.confidence.proba(
-            self.confidence_features(r, passages, x[best], float(probs[best]))
-        )
-        return answer, float(conf[0])
+            sent.text[a - sent.start : b - sent.start], sent.text, top.chunk.doc_id,
+            a, b, sent.start, sent.end, top.article.page_at(a),
+        )  # fmt: skip
+        return answer, self.confidence_features(r, passages, x[best], float(probs[best]), answers[pick])
 
     def confidence_features(
-        self, r: Ranked, passages: tuple[Passage, ...], sentence_x: np.ndarray, sentence_prob: float
-    ) -> np.ndarray:
+        self, r: Ranked, passages: tuple[Passage, ...], sentence_x: np.ndarray, sentence_prob: float,
+        reader_prob: float,
+    ) -> np.ndarray:  # fmt: skip
         q, top, view = r.query, passages[0], r.candidates.view
         logits = sorted((p.logit for p in passages), reverse=True)
         d = view.doc_number[top.chunk.doc_id]
@@ -387,6 +409,8 @@ class Searcher:
             "passage_prob": float(sigmoid(logits[0])),
             "passage_margin": logits[0] - logits[1] if len(logits) > 1 else 0.0,
             "sentence_prob": sentence_prob,
+            "reader_prob": reader_prob,
+            "answer_prob": sentence_prob * reader_prob,
             "sentence_cos": float(sentence_x[col["cos"]]),
             "dense_top": float(r.candidates.dense.max()),
             "bm25_top": float(r.features[:, RANK_FEATURES.index("bm25_folded_log")].max()),

