@@ -6,14 +6,17 @@ Nothing here reads the seeds' question set or a held-out part. Reproduce (≈ 15
     E=../shared/eval-data; D=/tmp/ext
     de06qa convert-squad $E/viquad_train.json --out $D/vqt
     de06qa convert-squad $E/vinewsqa_dev.json --out $D/vn --split 0.3   # train = 30% of the articles
+    de06qa convert-squad $E/xquad_vi_en_fit.json --out $D/xq --split 0.3  # English and Vietnamese
     de06qa index $D/vqt/corpus --index-dir $D/vqt/index
     de06qa index $D/vn/corpus --index-dir $D/vn/index
+    de06qa index $D/xq/corpus --index-dir $D/xq/index
     de06qa index seeds --index-dir $D/seeds-index      # only as a collection to ask others' questions of
     .venv/bin/python eval/fit_ranker.py --data $D [--questions 6000]
     .venv/bin/python eval/fit_ranker.py --data $D --only-confidence   # after a new reader (~10 min)
 
-Fitting data: ViQuAD 1.0 train questions (a sample) and the ViNewsQA dev questions of the train
-articles, each against its own collection's index. Positives for ranking: candidates from the gold
+Fitting data: ViQuAD 1.0 train questions (a sample), the ViNewsQA dev questions of the train
+articles and the XQuAD questions (each in Vietnamese and in English) of the train articles, each
+against its own collection's index. Positives for ranking: candidates from the gold
 article holding a gold answer; for the sentence selector: sentences holding a gold answer; for
 confidence: questions asked of their own collection (answerable) against questions asked of the
 other collection and of the bundled seed articles (unanswerable there); its features come from the
@@ -175,13 +178,14 @@ def main() -> None:
     boot = load_models()
     searchers = {
         name: Searcher.open(base.with_(index_dir=args.data / name / "index"), embedder, boot)
-        for name in ("vqt", "vn")
+        for name in ("vqt", "vn", "xq")
     }
     seeds = Searcher.open(base.with_(index_dir=args.data / "seeds-index"), embedder, boot)
     rng = random.Random(6)
     vqt_q = [q for q in load_questions(args.data / "vqt" / "questions.jsonl") if q.answerable]
     vqt_q = rng.sample(vqt_q, min(args.questions, len(vqt_q)))
     vn_q = [q for q in load_questions(args.data / "vn" / "questions.train.jsonl") if q.answerable]
+    xq_q = [q for q in load_questions(args.data / "xq" / "questions.train.jsonl") if q.answerable]
     if args.only_confidence:
         shipped = json.loads(args.out.read_text(encoding="utf-8"))
         meta = {
@@ -189,9 +193,9 @@ def main() -> None:
             for k, v in shipped.items()
             if k not in ("version", "ranker", "sentence", "confidence", "threshold")
         }
-        fit_confidence(args, searchers, seeds, boot.ranker, boot.sentence, vqt_q, vn_q, meta, rng)
+        fit_confidence(args, searchers, seeds, boot.ranker, boot.sentence, vqt_q, vn_q, xq_q, meta, rng)
         return
-    fit_sets = {"vqt": vqt_q, "vn": vn_q}
+    fit_sets = {"vqt": vqt_q, "vn": vn_q, "xq": xq_q}
     rows = {name: collect(searchers[name], qs, rng) for name, qs in fit_sets.items()}
     every = [(name, item) for name, items in rows.items() for item in items]
     print(f"collected {len(every)} questions in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
@@ -277,16 +281,16 @@ def main() -> None:
         report["sentence"] = "logistic"
 
     meta = {
-        "fitted_on": "UIT-ViQuAD 1.0 train (sample) + UIT-ViNewsQA dev, train articles (--split 0.3)",
+        "fitted_on": "UIT-ViQuAD 1.0 train (sample) + UIT-ViNewsQA dev and XQuAD vi/en, train articles (--split 0.3)",
         "command": "eval/fit_ranker.py --data DIR --questions " + str(args.questions),
         "kind": "ranker: see report.ranker; sentence and confidence: logistic regression (scikit-learn)",
         "report": report,
     }
-    fit_confidence(args, searchers, seeds, ranker_model, sentence_model, vqt_q, vn_q, meta, rng)
+    fit_confidence(args, searchers, seeds, ranker_model, sentence_model, vqt_q, vn_q, xq_q, meta, rng)
 
 
 def fit_confidence(  # type: ignore[no-untyped-def]
-    args, searchers, seeds, ranker_model, sentence_model, vqt_q, vn_q, meta, rng
+    args, searchers, seeds, ranker_model, sentence_model, vqt_q, vn_q, xq_q, meta, rng
 ) -> None:
     """The confidence model on the answer path's features, then every model written."""
     t0 = time.perf_counter()
@@ -304,10 +308,14 @@ def fit_confidence(  # type: ignore[no-untyped-def]
         return np.array(out, np.float32)
 
     m = min(len(vn_q), 1500)
-    pos = np.concatenate([conf_rows(searchers["vqt"], vqt_q[:m]), conf_rows(searchers["vn"], vn_q[:m])])
+    pos = np.concatenate([
+        conf_rows(searchers["vqt"], vqt_q[:m]), conf_rows(searchers["vn"], vn_q[:m]),
+        conf_rows(searchers["xq"], xq_q),
+    ])  # fmt: skip
     neg = np.concatenate([
         conf_rows(searchers["vn"], vqt_q[:m]), conf_rows(searchers["vqt"], vn_q[:m]),
         conf_rows(seeds, vqt_q[m : m + m // 2]), conf_rows(seeds, vn_q[: m // 2]),
+        conf_rows(searchers["vn"], xq_q[::2]), conf_rows(seeds, xq_q[1::2]),
     ])  # fmt: skip
     cx = np.concatenate([pos, neg])
     cy = np.concatenate([np.ones(len(pos), int), np.zeros(len(neg), int)])

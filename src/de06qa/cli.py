@@ -550,12 +550,16 @@ def _print_report(report: dict) -> None:  # type: ignore[type-arg]
     t.add_column("mode")
     for m in METRICS:
         t.add_column(m.replace("recall", "R"), justify="right")
+    t.add_column("flagged", justify="right")  # answerable questions withheld as unanswerable
     kind_names = ["all", *sorted({k for r in modes.values() for k in r["by_kind"]})]
     for kind in kind_names:
         for i, (mode, r) in enumerate(modes.items()):
             row = r["all"] if kind == "all" else r["by_kind"].get(kind)
+            if kind == "all" and "abstention" in r:
+                row = {**row, "answerable_flagged": r["abstention"]["answerable_wrongly_flagged"]}
             if row:
-                t.add_row(kind if i == 0 else "", mode, *(f"{row[m]:.3f}" for m in METRICS),
+                flagged = f"{row['answerable_flagged']:.3f}" if "answerable_flagged" in row else "—"
+                t.add_row(kind if i == 0 else "", mode, *(f"{row[m]:.3f}" for m in METRICS), flagged,
                           end_section=i == len(modes) - 1)  # fmt: skip
     wide.print(t)
     a = Table(title="Answers and abstention", title_justify="left")

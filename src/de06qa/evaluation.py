@@ -195,6 +195,9 @@ def evaluate(
         }
         if results:
             mode_report.update(_answer_metrics(questions, results))
+            for kind, row in mode_report["by_kind"].items():
+                flags = [not results[q.qid].answerable for q in answerable if q.kind == kind]
+                row["answerable_flagged"] = round(sum(flags) / len(flags), 4)
         if mode == "hybrid":
             failures = [
                 _failure(q, [c for c, _ in scored[q.qid]], results[q.qid], rels[q.qid])
