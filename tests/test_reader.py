@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from de06qa.reader.examples import labelled, read_squad, unit_span
-from de06qa.reader.windows import MAX_ANSWER_UNITS, MAX_LEN, UnitTokens, best_span, units, windows
+from de06qa.reader.windows import (
+    MAX_ANSWER_UNITS,
+    MAX_LEN,
+    UnitTokens,
+    best_span,
+    units,
+    whole_figures,
+    windows,
+)
 
 EVAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "eval-data"
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
@@ -24,6 +32,18 @@ def test_units_cover_words_and_single_marks():
     assert got[:4] == ["Tỉnh", "Hà", "Giang", "có"]
     assert "".join(got) == TEXT.replace(" ", "")
     assert got[got.index("88") : got.index("88") + 4] == ["88", ",", "6", "%"]
+
+
+@pytest.mark.parametrize(
+    ("cut", "whole"),
+    [("180", "1.306.180"), ("1.818", "1.818/1.876"), ("109 người", "911/1.109 người"), ("88", "88,6%"),
+     ("đạt 4", "đạt 4/63"), ("hơn 1,5 triệu", "hơn 1,5 triệu")],
+)  # fmt: skip
+def test_a_span_never_cuts_a_figure(cut, whole):
+    text = f"Tỉnh {whole} và 2024."
+    start = text.index(cut)
+    a, b = whole_figures(text, start, start + len(cut))
+    assert text[a:b] == whole
 
 
 def test_windows_hold_every_unit_and_overlap():

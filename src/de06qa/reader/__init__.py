@@ -27,7 +27,7 @@ from typing import Any
 
 from de06qa.config import Settings
 from de06qa.errors import ModelUnavailable
-from de06qa.reader.windows import UnitTokens, Window, batch, best_span, units, windows
+from de06qa.reader.windows import UnitTokens, Window, batch, best_span, units, whole_figures, windows
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,9 @@ class OnnxReader:
                 score, su, eu = best_span(w, start[r], end[r])
                 if su < 0:
                     continue
-                off = items[qi][1][ti].offset
-                found = Found(off + spans[su][0], off + spans[eu][1], score, float(answers[r]))
+                text = items[qi][1][ti]
+                a, b = whole_figures(text.text, spans[su][0], spans[eu][1])
+                found = Found(text.offset + a, text.offset + b, score, float(answers[r]))
                 old = best.get((qi, ti))
                 if old is None or (found.answers, found.span) > (old.answers, old.span):
                     best[(qi, ti)] = found

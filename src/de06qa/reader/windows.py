@@ -26,8 +26,24 @@ CLS, PAD, SEP = 0, 1, 2
 QUERY_PREFIX = "query: "
 
 
+# A figure as articles write it: "1.306.180", "911/1.109", "88,6%", "4/63".
+FIGURE = re.compile(r"\d+(?:[.,/]\d+)*%?")
+
+
 def units(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in UNIT.finditer(text)]
+
+
+def whole_figures(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span [start, end) of `text` widened so that it cuts no figure: units split a figure at
+    its marks, and the model can end a span at "1.818" of "1.818/1.876" or start it at "180" of
+    "1.306.180"; an answer holds the figure the article gives, whole."""
+    for m in FIGURE.finditer(text):
+        if m.start() < start < m.end():
+            start = m.start()
+        if m.start() < end < m.end():
+            end = m.end()
+    return start, end
 
 
 @dataclass(frozen=True)
