@@ -45,7 +45,7 @@ def test_ask_json(built):
     )
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert d["answer"]["text"] == "665" and len(d["results"]) == 2
+    assert d["answer"]["text"].split()[0] == "665" and len(d["results"]) == 2
 
 
 def test_ask_file_from_stdin_gives_json_lines(built):
@@ -241,7 +241,9 @@ def test_build_killed_mid_embedding_keeps_the_old_index(real_settings, real_sear
             break
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
-    assert _ask_json(env, "Hà Giang có bao nhiêu dịch vụ công toàn trình?")["answer"]["text"] == "665"
+    assert (
+        _ask_json(env, "Hà Giang có bao nhiêu dịch vụ công toàn trình?")["answer"]["text"].split()[0] == "665"
+    )
     r = subprocess.run([EXE, "index", str(SEEDS)], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "0 new or changed, 5 unchanged" in r.stderr
 

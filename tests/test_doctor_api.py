@@ -91,7 +91,7 @@ def test_the_python_api_as_the_readme_shows_it(model_cache, seeds_copy, tmp_path
     print(json.dumps(result.to_dict(), ensure_ascii=False)[:200])
     # -- what it gives --
     assert summary.documents == 5 and not summary.skipped
-    assert result.answerable and result.answer.text == "665"
+    assert result.answerable and result.answer.text.split()[0] == "665"
     d = result.to_dict()
-    assert d["answer"]["text"] == "665" and len(d["results"]) == 3
+    assert d["answer"]["text"].split()[0] == "665" and len(d["results"]) == 3
     assert index_folder("myreports", index_dir="myreports-index").changed is False

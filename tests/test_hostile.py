@@ -154,7 +154,7 @@ def test_cli_refuses_bytes_that_are_not_utf8_in_every_entry_point(real_settings,
         assert r.returncode == 2 and b"Traceback" not in r.stderr
         assert b"line 2" in r.stderr and b"not UTF-8" in r.stderr
         assert (
-            json.loads(r.stdout.decode().splitlines()[0])["answer"]["text"] == "665"
+            json.loads(r.stdout.decode().splitlines()[0])["answer"]["text"].split()[0] == "665"
         )  # the good line answered
 
 

@@ -123,7 +123,7 @@ def test_answering_imports_neither_torch_nor_transformers(real_searcher, real_se
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     answer, heavy = out.stdout.strip().splitlines()[-2:]
-    assert answer == "665"
+    assert answer.split()[0] == "665"  # the reader's span: "665 dịch vụ"
     assert heavy == "[]", out.stderr
 
 

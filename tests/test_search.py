@@ -129,10 +129,14 @@ def test_question_set_meets_targets(evaluated):
     # (0.978 since builds embed with int8: one question fell to rank 6; held-out sets unchanged)
     assert hybrid["all"]["hit@5"] >= 0.97
     assert hybrid["all"]["mrr@10"] >= 0.92
-    assert hybrid["answer_sentence_accuracy"] >= 0.78
+    assert hybrid["answer_sentence_accuracy"] >= 0.86
+    # the reader's span holds the gold figure (0.798 measured; issue 21's target 0.90 is not met)
+    assert hybrid["answer_holds_gold"] >= 0.74 and hybrid["answer_f1"] >= 0.54
     assert hybrid["abstention"]["recall"] >= 0.75
-    # English questions are the ones flagged (the confidence was fitted on Vietnamese questions)
-    assert hybrid["abstention"]["answerable_wrongly_flagged"] <= 0.15
+    assert hybrid["abstention"]["answerable_wrongly_flagged"] <= 0.07
+    # English questions are answered now that the models were fitted on some (2 of 10 still flagged)
+    assert hybrid["by_kind"]["english"]["answerable_flagged"] <= 0.3
+    assert hybrid["by_kind"]["direct"]["answerable_flagged"] == 0.0
     # hybrid beats each of its parts and both baselines
     for other in ("bm25-syllables", "bm25-words", "bm25", "dense"):
         assert hybrid["all"]["mrr@10"] > report["modes"][other]["all"]["mrr@10"], other

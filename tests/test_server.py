@@ -82,9 +82,9 @@ def test_search_over_http(server: str):
     r = httpx.get(server + "/search", params={"q": Q, "k": 3}, timeout=30)
     assert r.status_code == 200
     d = r.json()
-    assert d["answerable"] and d["answer"]["text"] == "665" and len(d["results"]) == 3
+    assert d["answerable"] and d["answer"]["text"].split()[0] == "665" and len(d["results"]) == 3
     doc = httpx.get(f"{server}/documents/{d['answer']['doc_id']}", timeout=30).json()
-    assert doc["text"][d["answer"]["start"] : d["answer"]["end"]] == "665"
+    assert doc["text"][d["answer"]["start"] : d["answer"]["end"]] == d["answer"]["text"]
     h = httpx.get(server + "/health", timeout=30).json()
     assert h["status"] == "ok" and h["model"] == "intfloat/multilingual-e5-small" and h["documents"] == 5
 
@@ -145,7 +145,7 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path):
     import re
 
     dom = chromium("--dump-dom", f"{server}/?q={quote(Q)}", tmp=tmp_path / "a")
-    assert "<mark>665</mark>" in dom
+    assert "<mark>665 dịch vụ</mark>" in dom  # the reader's span, figure and unit
     answer = dom[dom.index('id="answer"') :]
     links = re.findall(r'<a class="cite" href="([^"]+)"[^>]*>([^<]+)</a>', answer)
     assert links, "no citation link"
@@ -155,7 +155,7 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path):
     article = chromium("--dump-dom", server + href, tmp=tmp_path / "b")
     assert '<mark class="passage" id="passage">' in article
     inner, rest, _ = article.split('id="passage">', 1)[1].split("</mark>", 2)
-    assert inner.endswith("<mark>665") and "<mark" not in rest  # the figure sits inside the passage
+    assert "<mark>665" in inner and "<mark" not in rest  # the figure sits inside the passage
     assert f"<h2>{title}</h2>" in article
     # A question no article answers says so.
     none = chromium("--dump-dom", f"{server}/?q={quote('Giá vàng hôm nay bao nhiêu?')}", tmp=tmp_path / "c")
@@ -230,7 +230,7 @@ def test_server_switches_to_a_rebuilt_index_without_failing_a_request(
         d = httpx.get(
             base + "/search", params={"q": "Cao Bằng có bao nhiêu dịch vụ công toàn trình?"}, timeout=30
         ).json()
-        assert d["answer"]["text"] == "512"
+        assert d["answer"]["text"].split()[0] == "512"
         time.sleep(1)
     finally:
         stop.set()
