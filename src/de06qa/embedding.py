@@ -201,8 +201,10 @@ def weights_apart(path: Path) -> None:
     path.with_name(f"{path.name}.data").chmod(0o644)  # onnx writes it 0600: a server user must read it
 
 
-def onnx_session(path: Path, threads: int = 0) -> Any:
-    """An ONNX Runtime session on the CPU, quiet; `threads` per inference (0: one per core)."""
+def onnx_session(path: Path, threads: int = 0, spin: bool = True) -> Any:
+    """An ONNX Runtime session on the CPU, quiet; `threads` per inference (0: one per core).
+    `spin=False` lets its threads sleep between runs instead of busy-waiting: for a session that
+    runs once per question beside another one (the reader), whose spinning would slow the other."""
     import onnxruntime as ort
 
     _quiet()
@@ -210,6 +212,8 @@ def onnx_session(path: Path, threads: int = 0) -> Any:
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 

@@ -34,7 +34,7 @@ from de06qa.ranking import (
     sentence_features,
     sigmoid,
 )
-from de06qa.reader import Text
+from de06qa.reader import Found, Text
 from de06qa.text import nfc
 
 MODES = ("hybrid", "bm25", "dense")
@@ -132,7 +132,7 @@ class SearchResult:
 # ViNewsQA dev (the held-out part) the union holds a relevant chunk for 99% of the questions.
 CANDIDATES = 100
 # Sentences of the top ANSWER_PASSAGES passages compete to be the answer sentence; the reader reads
-# the READ_SENTENCES the selector ranks first.
+# at most the READ_SENTENCES the selector ranks first, stopping once no unread one can win.
 ANSWER_PASSAGES = 3
 READ_SENTENCES = 3
 
@@ -364,8 +364,8 @@ class Searcher:
         weigh: Callable[[Span, Passage], float] | None = None,
         timings: dict[str, float] | None = None,
     ) -> tuple[AnswerSpan, np.ndarray] | None:
-        """The learned selector ranks the top passages' sentences, the reader reads the first
-        READ_SENTENCES and gives each its best span and a probability that it answers; the
+        """The learned selector ranks the top passages' sentences, the reader reads (up to) the
+        first READ_SENTENCES and gives each its best span and a probability that it answers; the
         sentence with the highest product of the two probabilities gives the answer. Returns it
         with its confidence features. `weigh` scales each sentence's selector probability, 0
         ruling it out (compare: a figure about the province read). The reader's time goes into
@@ -380,13 +380,24 @@ class Searcher:
         read = [int(i) for i in np.argsort(-chosen, kind="stable")[:READ_SENTENCES] if chosen[i] > 0]
         if not read:
             return None
-        texts = [Text(cands[i][0].text, cands[i][0].start) for i in read]
+        # Sentences are read one at a time, best selector first, until no unread one can win: its
+        # product is below its selector probability (the reader's is < 1), so once the best product
+        # so far reaches the next sentence's selector probability the pick is settled. The answer is
+        # the one reading all READ_SENTENCES gives, at a third of the reading for most questions.
+        found: list[Found | None] = []
+        answers: list[float] = []  # the reader's probability that the sentence answers
+        products: list[float] = []
         t = time.perf_counter()
-        found = self.embedder.read([(r.query.text, texts)])[0]
+        for i in read:
+            if products and max(products) >= chosen[i]:
+                break
+            f = self.embedder.read([(r.query.text, [Text(cands[i][0].text, cands[i][0].start)])])[0][0]
+            found.append(f)
+            answers.append(float(sigmoid(f.answers)) if f is not None else 0.0)
+            products.append(float(chosen[i]) * answers[-1])
         if timings is not None:
             timings["read"] = (time.perf_counter() - t) * 1000
-        answers = [float(sigmoid(f.answers)) if f is not None else 0.0 for f in found]
-        pick = int(np.argmax([float(chosen[i]) * p for i, p in zip(read, answers)]))
+        pick = int(np.argmax(products))
         best, span = read[pick], found[pick]
         sent, top = cands[best]
         a, b = (span.start, span.end) if span is not None else (sent.start, sent.end)

@@ -143,7 +143,10 @@ class OnnxReader:
 
                     path = reader_onnx(self._settings)
                     tok = load_encoder(materialise(self._settings.cache_dir) / "tokenizer.json", 512)
-                    self._state = onnx_session(path, self._settings.threads), UnitTokens(tok.pieces)
+                    # Not spinning: a search runs the reader right after the embedder's session, whose
+                    # run the reader's busy-waiting threads would slow (measured: eval/RESULTS.md).
+                    session = onnx_session(path, self._settings.threads, spin=False)
+                    self._state = session, UnitTokens(tok.pieces)
         return self._state
 
     def read_many(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]:
