@@ -10,6 +10,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from de06qa.figures import NUM
 from de06qa.gazetteer import find_provinces
 from de06qa.text import fold, normalise
 
@@ -114,15 +115,14 @@ class Answer:
     end: int
 
 
-_NUM = r"\d+(?:[.,]\d+)*"
 _SCALE = r"(?:\s(?:triệu|tỷ|tỉ|nghìn|ngàn|trăm)(?!\w))?"
 PATTERNS: dict[str, re.Pattern[str]] = {
-    "percent": re.compile(rf"{_NUM}\s?%"),
-    "rank": re.compile(rf"(?<![\d/]){_NUM}/{_NUM}(?![\d/])"),
-    "money": re.compile(rf"{_NUM}{_SCALE}\s(?:đồng|USD|VND|VNĐ|đô la)"),
+    "percent": re.compile(rf"{NUM}\s?%"),
+    "rank": re.compile(rf"(?<![\d/]){NUM}/{NUM}(?![\d/])"),
+    "money": re.compile(rf"{NUM}{_SCALE}\s(?:đồng|USD|VND|VNĐ|đô la)"),
     "date": re.compile(r"(?<![\d/])\d{1,2}[/.]\d{1,2}[/.]\d{4}(?![\d/])|(?<![\d/])\d{1,2}/\d{4}(?![\d/])"),
-    "duration": re.compile(rf"{_NUM}\s(?:ngày|tháng|năm|giờ|tuần)(?!\s\d)"),
-    "count": re.compile(rf"(?<![\d/.,]){_NUM}(?:/\s?{_NUM})?{_SCALE}(?![\d/%]|[.,]\d|\s?%)"),
+    "duration": re.compile(rf"{NUM}\s(?:ngày|tháng|năm|giờ|tuần)(?!\s\d)"),
+    "count": re.compile(rf"(?<![\d/.,]){NUM}(?:/\s?{NUM})?{_SCALE}(?![\d/%]|[.,]\d|\s?%)"),
 }
 # Which pattern answers which kind of question, in order of preference.
 KIND_PATTERNS: dict[str, tuple[str, ...]] = {

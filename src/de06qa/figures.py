@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-_NUM = r"\d+(?:[.,]\d+)*"
+# A number as reports write it: digit groups joined by dots (thousands) or a comma (decimals).
+NUM = r"\d+(?:[.,]\d+)*"
 # Scale words multiply: "1,5 triệu" = 1.5e6, "2 nghìn tỷ" = 2e12.
 SCALES: dict[str, float] = {
     "trăm": 1e2,
@@ -43,8 +44,8 @@ QUALIFIERS = (
 )
 _QUALIFIER = re.compile(r"(?<!\w)(" + "|".join(QUALIFIERS) + r")\s+$", re.IGNORECASE)
 _RANK_CUE = re.compile(r"(?<!\w)(thứ|hạng|xếp thứ|đứng thứ|top)\s+$", re.IGNORECASE)
-_RANGE_TAIL = re.compile(rf"^\s*(?:-|–|—|đến|tới)\s*({_NUM})")
-_FRACTION = re.compile(rf"^({_NUM})\s?/\s?({_NUM})$")
+_RANGE_TAIL = re.compile(rf"^\s*(?:-|–|—|đến|tới)\s*({NUM})")
+_FRACTION = re.compile(rf"^({NUM})\s?/\s?({NUM})$")
 # A unit is the noun after the figure: its first words, up to a word that starts a new phrase.
 _UNIT_STOP = frozenset(
     [
@@ -105,7 +106,7 @@ def parse_number(text: str) -> float:
     Also English grouping where it cannot be read otherwise ("1,234,567"; "1.5" with one short
     group). Raises ValueError for text that is not a number."""
     s = text.strip()
-    if not re.fullmatch(_NUM, s):
+    if not re.fullmatch(NUM, s):
         raise ValueError(f"not a number: {text!r}")
     if "." in s and "," in s:  # the later mark is the decimal one: 1.234,5 or 1,234.5
         dec = "," if s.rfind(",") > s.rfind(".") else "."
@@ -146,7 +147,7 @@ def figure_at(text: str, start: int, end: int) -> Figure | None:
     """The figure whose digits are at text[start:end] (an answer span), read with what around it
     belongs to it: a qualifier before, a scale word, a percent sign, a range's other end, the
     noun it counts. None when the span holds no number."""
-    m = re.search(_NUM + r"(?:\s?/\s?" + _NUM + ")?", text[start:end])
+    m = re.search(NUM + r"(?:\s?/\s?" + NUM + ")?", text[start:end])
     if not m:
         return None
     a, b = start + m.start(), start + m.end()

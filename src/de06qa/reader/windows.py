@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from de06qa.figures import NUM
+
 # Letters/digits with the marks inside them ("88", "Hà", "1.818" is three units: the dot is one).
 UNIT = re.compile(r"\w+|[^\w\s]")
 MAX_LEN = 192  # tokens per window, question and specials included
@@ -27,7 +29,7 @@ QUERY_PREFIX = "query: "
 
 
 # A figure as articles write it: "1.306.180", "911/1.109", "88,6%", "4/63".
-FIGURE = re.compile(r"\d+(?:[.,/]\d+)*%?")
+FIGURE = re.compile(rf"{NUM}(?:/{NUM})*%?")
 
 
 def units(text: str) -> list[tuple[int, int]]:
