@@ -21,7 +21,8 @@ article holding a gold answer; for the sentence selector: sentences holding a go
 confidence: questions asked of their own collection (answerable) against questions asked of the
 other collection and of the bundled seed articles (unanswerable there); its features come from the
 answer path as the product runs it (selector, then reader), so a new reader needs the confidence
-refitted: `--only-confidence` keeps the shipped ranker and selector and refits only it.
+refitted: `--only-confidence` keeps the shipped ranker and selector and refits only it
+(`--rows FILE.npz` keeps the confidence's rows, ~10 min to collect, for a refit in seconds).
 Model choice: logistic regression and (when installed) LightGBM LambdaRank are both fitted on 80%
 of the fitting questions (split by article) and compared by MRR@10 on the other 20%; the simpler
 (logistic regression) is kept unless LightGBM wins by more than 0.005.
@@ -171,6 +172,7 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=6000, help="ViQuAD train questions sampled")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--only-confidence", action="store_true", help="keep the shipped ranker and selector")
+    ap.add_argument("--rows", type=Path, default=None, help="cache of the confidence's rows (.npz)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     base = Settings.from_env()
@@ -307,16 +309,22 @@ def fit_confidence(  # type: ignore[no-untyped-def]
                 out.append(got[1][0])
         return np.array(out, np.float32)
 
-    m = min(len(vn_q), 1500)
-    pos = np.concatenate([
-        conf_rows(searchers["vqt"], vqt_q[:m]), conf_rows(searchers["vn"], vn_q[:m]),
-        conf_rows(searchers["xq"], xq_q),
-    ])  # fmt: skip
-    neg = np.concatenate([
-        conf_rows(searchers["vn"], vqt_q[:m]), conf_rows(searchers["vqt"], vn_q[:m]),
-        conf_rows(seeds, vqt_q[m : m + m // 2]), conf_rows(seeds, vn_q[: m // 2]),
-        conf_rows(searchers["vn"], xq_q[::2]), conf_rows(seeds, xq_q[1::2]),
-    ])  # fmt: skip
+    if args.rows and args.rows.exists():  # rows of an earlier run with the same reader and models
+        cached = np.load(args.rows)
+        pos, neg = cached["pos"], cached["neg"]
+    else:
+        m = min(len(vn_q), 1500)
+        pos = np.concatenate([
+            conf_rows(searchers["vqt"], vqt_q[:m]), conf_rows(searchers["vn"], vn_q[:m]),
+            conf_rows(searchers["xq"], xq_q),
+        ])  # fmt: skip
+        neg = np.concatenate([
+            conf_rows(searchers["vn"], vqt_q[:m]), conf_rows(searchers["vqt"], vn_q[:m]),
+            conf_rows(seeds, vqt_q[m : m + m // 2]), conf_rows(seeds, vn_q[: m // 2]),
+            conf_rows(searchers["vn"], xq_q[::2]), conf_rows(seeds, xq_q[1::2]),
+        ])  # fmt: skip
+        if args.rows:
+            np.savez(args.rows, pos=pos, neg=neg)
     cx = np.concatenate([pos, neg])
     cy = np.concatenate([np.ones(len(pos), int), np.zeros(len(neg), int)])
     weight = np.where(cy == 1, len(cy) / (2 * len(pos)), len(cy) / (2 * len(neg)))

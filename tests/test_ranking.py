@@ -109,6 +109,19 @@ def test_packaged_models_load_and_are_named_in_the_manifest(fake_index):
     x[0, RANK_FEATURES.index("sentence_idf_cover")] = 1.0  # the question's words all in one sentence
     assert models.ranker.logits(x).shape == (3,)
     assert store.read_manifest(fake_index.index_dir)["ranker"] == models.version
+    # the confidence reads the answer path's features and gives a probability, higher with stronger evidence
+    assert models.confidence.features == CONFIDENCE_FEATURES
+    weak = np.zeros((1, len(CONFIDENCE_FEATURES)), np.float32)
+    strong = np.ones((1, len(CONFIDENCE_FEATURES)), np.float32)
+    for f, v in {
+        "province_unknown": 0.0,
+        "province_mismatch": 0.0,
+        "passage_margin": 3.0,
+        "bm25_top": 3.0,
+    }.items():
+        strong[0, CONFIDENCE_FEATURES.index(f)] = v
+    low, high = float(models.confidence.proba(weak)[0]), float(models.confidence.proba(strong)[0])
+    assert 0.0 <= low < models.threshold <= high <= 1.0
 
 
 def test_span_never_repeats_a_number_the_question_gives():

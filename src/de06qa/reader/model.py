@@ -109,7 +109,7 @@ def save_top(top: ReaderTop, path: Path, meta: dict[str, str]) -> None:
     path.chmod(0o644)
 
 
-def _state(weights: Path) -> dict[str, torch.Tensor]:
+def tuned_state(weights: Path) -> dict[str, torch.Tensor]:
     """The tuned parameters in fp32, int8 matrices scaled back."""
     from safetensors.torch import load_file
 
@@ -124,7 +124,7 @@ def _state(weights: Path) -> dict[str, torch.Tensor]:
 
 def load_top(folder: str | Path, weights: Path) -> ReaderTop:
     """The shipped top: as many layers as the weights file holds, on the base model's config."""
-    state = _state(weights)
+    state = tuned_state(weights)
     tuned = len({k.split(".")[1] for k in state if k.startswith("layers.")})
     top = fresh_top(folder, tuned)
     top.load_state_dict(state)
