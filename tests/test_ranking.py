@@ -188,12 +188,12 @@ def test_the_answer_is_the_readers_span_in_the_sentence_it_finds_likeliest(fake_
 
 def test_reader_weights_are_stored_as_int8_rows_and_load_back_close(tmp_path):
     torch = pytest.importorskip("torch")
-    from de06qa.reader.model import ReaderTop, _state, save_top
+    from de06qa.reader.model import ReaderTop, save_top, tuned_state
 
     torch.manual_seed(0)
     top = ReaderTop([torch.nn.Linear(64, 64)], 64)
     save_top(top, tmp_path / "r.safetensors", {"version": "test"})
-    got = _state(tmp_path / "r.safetensors")
+    got = tuned_state(tmp_path / "r.safetensors")
     assert set(got) == set(top.state_dict())
     for k, v in top.state_dict().items():
         tol = v.abs().amax(dim=-1, keepdim=True) / 127 if v.dim() == 2 else v.abs() * 1e-3 + 1e-4
