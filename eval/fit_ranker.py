@@ -55,7 +55,7 @@ from de06qa.ranking import (
     TreeModel,
     load_models,
 )
-from de06qa.reader import READER_FILE
+from de06qa.reader import READER_FILE, weights_file
 from de06qa.search import Searcher
 from de06qa.text import fold
 
@@ -309,8 +309,13 @@ def fit_confidence(  # type: ignore[no-untyped-def]
                 out.append(got[1][0])
         return np.array(out, np.float32)
 
-    if args.rows and args.rows.exists():  # rows of an earlier run with the same reader and models
-        cached = np.load(args.rows)
+    # The rows depend on the reader and on the ranker and selector that pick its sentences.
+    made_by = hashlib.sha256(weights_file().read_bytes())
+    for model in (ranker_model, sentence_model):
+        made_by.update((model.text if isinstance(model, TreeModel) else json.dumps(model.to_dict())).encode())
+    key = made_by.hexdigest()
+    cached = np.load(args.rows) if args.rows and args.rows.exists() else None
+    if cached is not None and str(cached["key"]) == key:
         pos, neg = cached["pos"], cached["neg"]
     else:
         m = min(len(vn_q), 1500)
@@ -324,7 +329,7 @@ def fit_confidence(  # type: ignore[no-untyped-def]
             conf_rows(searchers["vn"], xq_q[::2]), conf_rows(seeds, xq_q[1::2]),
         ])  # fmt: skip
         if args.rows:
-            np.savez(args.rows, pos=pos, neg=neg)
+            np.savez(args.rows, pos=pos, neg=neg, key=key)
     cx = np.concatenate([pos, neg])
     cy = np.concatenate([np.ones(len(pos), int), np.zeros(len(neg), int)])
     weight = np.where(cy == 1, len(cy) / (2 * len(pos)), len(cy) / (2 * len(neg)))
