@@ -95,3 +95,17 @@ def test_eval_command_on_converted_squad(real_settings, tmp_path: Path):
     assert report["modes"]["hybrid"]["abstention"]["recall"] == 1.0
     for name in ("run.trec", "run.dense.trec", "qrels.trec", "failures.jsonl"):
         assert (d / "out" / name).exists()
+    # every question's answer, scored as the metrics score it
+    rows = [
+        json.loads(line) for line in (d / "out" / "answers.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert len(rows) == report["questions"]
+    answerable = [row for row in rows if row["answers"]]
+    hybrid = report["modes"]["hybrid"]
+    assert sum(row["f1"] for row in answerable) / len(answerable) == pytest.approx(
+        hybrid["answer_f1"], abs=1e-3
+    )
+    assert sum(row["em"] for row in answerable) / len(answerable) == pytest.approx(
+        hybrid["answer_exact_match"], abs=1e-3
+    )
+    assert all(row["answer"] is None for row in rows if row["flagged"])

@@ -646,7 +646,9 @@ def eval_(
     report = evaluate(searcher, qs, chosen, out_dir, filters, sort)
     _print_report(report)
     files = ", ".join([run_file(m) for m in chosen])
-    err.print(f"Wrote {out_dir}/metrics.json, qrels.trec, {files}, failures.jsonl", soft_wrap=True)
+    err.print(
+        f"Wrote {out_dir}/metrics.json, qrels.trec, {files}, failures.jsonl, answers.jsonl", soft_wrap=True
+    )
 
 
 @app.command()

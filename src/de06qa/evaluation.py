@@ -147,8 +147,9 @@ def evaluate(
     filters: Filters | None = None,
     sort: str = "relevance",
 ) -> dict[str, Any]:
-    """Metrics per mode and per question kind; writes runs, qrels, metrics and failures when `out`
-    is set: `run.trec` is the default (hybrid) mode, `run.<mode>.trec` the others."""
+    """Metrics per mode and per question kind; writes runs, qrels, metrics, failures (hybrid's
+    first passage wrong) and answers (hybrid's answer to every question, scored) when `out` is set:
+    `run.trec` is the default (hybrid) mode, `run.<mode>.trec` the others."""
     filters = filters or Filters()
     unknown = [m for m in modes if m not in EVAL_MODES]
     if unknown:
@@ -167,6 +168,7 @@ def evaluate(
     }
     runs: dict[str, list[str]] = {}
     failures: list[dict[str, Any]] = []
+    answers: list[dict[str, Any]] = []
     # Run every mode first: a passage merged from several chunks ("doc#3+4") is judged by the same
     # rule as a chunk and joins the pool of relevant passages before any metric is computed.
     gold = {q.qid: q for q in answerable}
@@ -204,10 +206,11 @@ def evaluate(
                 for q in answerable
                 if per_q[q.qid]["hit@1"] < 1
             ]
+            answers = [_answer_row(q, results[q.qid]) for q in questions]
         runs[mode] = [line for qid, rows in scored.items() for line in _trec_lines(qid, rows, mode)]
         report["modes"][mode] = mode_report
     if out is not None:
-        _write(out, report, runs, rels, failures)
+        _write(out, report, runs, rels, failures, answers)
     return report
 
 
@@ -231,6 +234,7 @@ def _write(
     runs: dict[str, list[str]],
     rels: dict[str, set[str]],
     failures: list[dict[str, Any]],
+    answers: list[dict[str, Any]],
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -238,9 +242,10 @@ def _write(
         (out / run_file(mode)).write_text("\n".join(lines) + "\n", encoding="utf-8")
     qrels = [f"{qid} 0 {c} 1" for qid, cs in rels.items() for c in sorted(cs)]
     (out / "qrels.trec").write_text("\n".join(qrels) + "\n", encoding="utf-8")
-    with (out / "failures.jsonl").open("w", encoding="utf-8") as f:
-        for row in failures:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    for name, rows in (("failures.jsonl", failures), ("answers.jsonl", answers)):
+        with (out / name).open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _tokens(text: str) -> list[str]:
@@ -309,4 +314,23 @@ def _failure(q: Question, judged: list[str], res: SearchResult, rel: set[str]) -
         "top_text": d["results"][0]["text"][:200] if d["results"] else None,
         "answer": d["answer"]["text"] if d["answer"] else None,
         "confidence": d["confidence"],
+    }
+
+
+def _answer_row(q: Question, res: SearchResult) -> dict[str, Any]:
+    """One question's answer beside its gold ones, scored as `_answer_metrics` scores it: where a
+    set's span EM or F1 is lost (wrong sentence, span cut or run on, abstention)."""
+    a = res.answer
+    return {
+        "id": q.qid,
+        "question": q.question,
+        "kind": q.kind,
+        "answers": list(q.answers),
+        "answer": a.text if a else None,
+        "sentence": a.sentence if a else None,
+        "doc_id": a.doc_id if a else None,
+        "flagged": not res.answerable,
+        "confidence": round(res.confidence, 4),
+        "em": max((answer_em(a.text, x) for x in q.answers), default=0.0) if a else 0.0,
+        "f1": round(max((span_f1(a.text, x) for x in q.answers), default=0.0), 4) if a else 0.0,
     }
