@@ -24,6 +24,7 @@ def test_doctor_reports_each_part_and_passes_on_a_working_install(fake_index, tm
     lines = r.stdout.splitlines()
     status = {line.split()[1].rstrip(":"): line.split()[0] for line in lines}
     assert status["python"] == "ok" and status["index"] == "ok" and status["reader"] == "ok"
+    assert status["accents"] == "ok"
     assert status["packages"] in ("ok", "warn")  # warn: a version other than the lock's
     index_line = next(line for line in lines if line.split()[1] == "index:")
     assert "5 articles" in index_line and "fake/hash-64" in index_line

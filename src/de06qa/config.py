@@ -29,6 +29,7 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "DE06QA_PRECISION": ("precision", str),
     "DE06QA_BUILD_PRECISION": ("build_precision", str),
     "DE06QA_READER_PRECISION": ("reader_precision", str),
+    "DE06QA_RESTORE_MARKS": ("restore_marks", lambda v: v.lower() not in ("0", "false", "no", "off")),
     "DE06QA_THREADS": ("threads", lambda v: int(v) if v.isdigit() else 0),
     "DE06QA_BACKEND": ("backend", str),
     "DE06QA_MILVUS_URI": ("milvus_uri", str),
@@ -67,6 +68,9 @@ class Settings:
     # The answer reader's ONNX file: fp32, because int8 (dynamic quantisation) cost .04 of the
     # reader's F1 on gold paragraphs of ViQuAD dev and .03 on ViNewsQA (eval/RESULTS.md, "Answers").
     reader_precision: str = "fp32"
+    # A question typed without marks is read (embedded and read for its answer) with its likeliest
+    # marks (de06qa.accents): on held-out questions with their marks stripped, eval/RESULTS.md.
+    restore_marks: bool = True
     threads: int = 0
     k: int = 5
     max_query_chars: int = 1000

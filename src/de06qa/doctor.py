@@ -132,6 +132,20 @@ def model(settings: Settings) -> list[Check]:
             f"exported {exported[-1].parent}" if exported else "not exported yet (its first use, ~20 s)"
         )
         out.append(Check(OK, "reader", detail))
+    from de06qa.accents import counts_file
+
+    a = counts_file()
+    if not a.exists():
+        out.append(Check(FAIL, "accents", f"{a} missing (questions typed without marks cannot be read)",
+                         "reinstall de06qa, or set DE06QA_RESTORE_MARKS=0"))  # fmt: skip
+    elif not settings.restore_marks:
+        out.append(
+            Check(WARN, "accents", "off (DE06QA_RESTORE_MARKS=0): unmarked questions are read as typed")
+        )
+    else:
+        out.append(
+            Check(OK, "accents", f"{a.name} ({_mb(a):.1f} MB): unmarked questions are read with marks")
+        )
     return out
 
 

@@ -44,9 +44,12 @@ class Query:
     accented: bool  # typed with diacritics: the accented words field is trustworthy
     vector: np.ndarray | None  # the question's embedding (None only for an empty index)
     comparative: bool = False  # asks across provinces or over time (see `comparative`)
+    # What the embedder and the reader read: `text`, or `text` with the marks it was typed without
+    # (de06qa.accents). The lexical fields keep what was typed: the folded field matches either way.
+    marked: str = ""
 
 
-def analyse(text: str, vector: np.ndarray | None = None) -> Query:
+def analyse(text: str, vector: np.ndarray | None = None, marked: str | None = None) -> Query:
     return Query(
         text=text,
         folded=fold(normalise(text)),
@@ -58,4 +61,5 @@ def analyse(text: str, vector: np.ndarray | None = None) -> Query:
         accented=has_diacritics(text),
         vector=vector,
         comparative=comparative(text),
+        marked=marked or text,
     )

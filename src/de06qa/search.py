@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from de06qa import store
+from de06qa.accents import with_marks
 from de06qa.backends import Backend, Candidates
 from de06qa.config import Settings
 from de06qa.corpus import CorpusView
@@ -203,10 +204,12 @@ class Searcher:
         return self.search_many([query], k, mode, filters, sort)[0]
 
     def analyse_many(self, queries: list[str]) -> list[Query]:
-        """Validate and analyse questions; their embeddings are computed in one call."""
+        """Validate and analyse questions; their embeddings (of the questions with their marks,
+        de06qa.accents) are computed in one call."""
         qs = [self.validate(q) for q in queries]
-        vecs = self.embedder.embed_queries(qs) if self.backend.stats.chunks else None
-        return [analyse(q, None if vecs is None else vecs[i]) for i, q in enumerate(qs)]
+        marked = [with_marks(q) for q in qs] if self.settings.restore_marks else qs
+        vecs = self.embedder.embed_queries(marked) if self.backend.stats.chunks else None
+        return [analyse(q, None if vecs is None else vecs[i], m) for i, (q, m) in enumerate(zip(qs, marked))]
 
     def search_many(
         self,
@@ -391,7 +394,7 @@ class Searcher:
         for i in read:
             if products and max(products) >= chosen[i]:
                 break
-            f = self.embedder.read([(r.query.text, [Text(cands[i][0].text, cands[i][0].start)])])[0][0]
+            f = self.embedder.read([(r.query.marked, [Text(cands[i][0].text, cands[i][0].start)])])[0][0]
             found.append(f)
             answers.append(float(sigmoid(f.answers)) if f is not None else 0.0)
             products.append(float(chosen[i]) * answers[-1])
