@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from de06qa.accents import counts_file
 from de06qa.config import Settings
 from de06qa.embedding import create_embedder
 from de06qa.evaluation import Question, load_questions
@@ -309,10 +310,13 @@ def fit_confidence(  # type: ignore[no-untyped-def]
                 out.append(got[1][0])
         return np.array(out, np.float32)
 
-    # The rows depend on the reader and on the ranker and selector that pick its sentences.
+    # The rows depend on the reader, on the ranker and selector that pick its sentences, and on the
+    # marks unmarked questions are read with.
     made_by = hashlib.sha256(weights_file().read_bytes())
     for model in (ranker_model, sentence_model):
         made_by.update((model.text if isinstance(model, TreeModel) else json.dumps(model.to_dict())).encode())
+    if seeds.settings.restore_marks:
+        made_by.update(counts_file().read_bytes())
     key = made_by.hexdigest()
     cached = np.load(args.rows) if args.rows and args.rows.exists() else None
     if cached is not None and str(cached["key"]) == key:

@@ -63,12 +63,13 @@ def test_search_embeds_and_reads_the_marked_question_and_reports_the_typed_one(f
     marked = "hà giang có bao nhiêu dịch vụ công toàn trình"
     emb = RecordingEmbedder()
     res = Searcher.open(fake_index, emb).search(typed)
-    assert res.query == typed
+    assert res.query == typed and res.to_dict()["read_as"] == marked
     assert emb.embedded == [marked]
     assert emb.read_questions and set(emb.read_questions) == {marked}
 
     off = RecordingEmbedder()
-    Searcher.open(fake_index.with_(restore_marks=False), off).search(typed)
+    res = Searcher.open(fake_index.with_(restore_marks=False), off).search(typed)
+    assert res.to_dict()["read_as"] == typed
     assert off.embedded == [typed] and set(off.read_questions) == {typed}
 
 

@@ -48,6 +48,19 @@ def test_ask_json(built):
     assert d["answer"]["text"].split()[0] == "665" and len(d["results"]) == 2
 
 
+def test_ask_without_marks_reads_the_question_with_them(built):
+    r = subprocess.run(
+        [EXE, "ask", "ha giang co bao nhieu dich vu cong toan trinh"],
+        env=built,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "(read as: hà giang có bao nhiêu dịch vụ công toàn trình)" in r.stdout
+    assert re.search(r"^Answer: 665\b", r.stdout, re.M), r.stdout
+
+
 def test_ask_file_from_stdin_gives_json_lines(built):
     qs = "Hà Giang có bao nhiêu dịch vụ công toàn trình?\n\nGiá vàng hôm nay?\n"
     r = subprocess.run(

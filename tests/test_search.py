@@ -76,6 +76,7 @@ def test_json_contract_keys(real_searcher):
     d = real_searcher.search("Chủ tịch UBND tỉnh Bến Tre là ai?", k=2).to_dict()
     assert set(d) == {
         "query",
+        "read_as",
         "answerable",
         "confidence",
         "answer",

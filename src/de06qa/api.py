@@ -167,6 +167,9 @@ class FacetsOut(BaseModel):
 
 class SearchOut(BaseModel):
     query: str
+    read_as: str = Field(
+        description="The question as the models read it: as typed, or with the marks it was typed without"
+    )
     answerable: bool
     confidence: float
     answer: AnswerOut | None

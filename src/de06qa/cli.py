@@ -284,6 +284,8 @@ def _say(text: Text, indent: int = 0) -> None:
 def _print_result(d: dict) -> None:  # type: ignore[type-arg]
     """The answer, then the passages grouped by article (articles in the order of their best
     passage, each passage with its rank, page and position)."""
+    if d["read_as"] != d["query"]:
+        _say(Text(f"(read as: {d['read_as']})", "dim"))
     a = d["answer"]
     if a:
         sentence = Text(a["sentence"])

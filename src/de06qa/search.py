@@ -81,12 +81,14 @@ class SearchResult:
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
     undated_excluded: int = 0  # articles without a date that a date filter left out
     comparative: bool = False  # the question asks across provinces or over time (compare answers it)
+    read_as: str = ""  # the question as the models read it: with marks restored (de06qa.accents)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of one search (see DESIGN.md)."""
         a = self.answer
         return {
             "query": self.query,
+            "read_as": self.read_as or self.query,
             "answerable": self.answerable,
             "confidence": round(self.confidence, 4),
             "answer": None
@@ -251,7 +253,8 @@ class Searcher:
         undated = self.backend.stats.undated if filters.dated else 0
         if not self.backend.stats.chunks:
             return SearchResult(
-                q.text, False, 0.0, None, (), {"total": 0.0}, filters, sort, {}, undated, q.comparative
+                q.text, False, 0.0, None, (), {"total": 0.0}, filters, sort, {}, undated, q.comparative,
+                q.marked,
             )  # fmt: skip
         r = self.rank(q, filters)
         c = r.candidates
@@ -275,7 +278,7 @@ class Searcher:
         answerable = answer is not None and confidence >= self.models.threshold
         return SearchResult(
             q.text, answerable, confidence, answer if answerable else None, passages, timings,
-            filters, sort, _facets(c.view, c.rows), undated, q.comparative,
+            filters, sort, _facets(c.view, c.rows), undated, q.comparative, q.marked,
         )  # fmt: skip
 
     def passages(self, r: Ranked, scores: np.ndarray, lexical: np.ndarray, k: int) -> tuple[Passage, ...]:
