@@ -47,7 +47,7 @@ def with_marks(text: str) -> str:
     without (the packaged counts load on the first such question, ~0.5 s)."""
     if not unmarked_vietnamese(text):
         return text
-    return AccentModel.packaged().restore(text) or text
+    return AccentModel.packaged().restore(text)
 
 
 def syllables(text: str) -> list[list[str]]:
@@ -83,10 +83,8 @@ class AccentModel:
             keys = z["keys"].tobytes().decode().split("\n")
             return cls(dict(zip(keys, z["counts"].tolist())))
 
-    def restore(self, text: str) -> str | None:
-        """`text` with the likeliest marks, or None: it has marks, is not Vietnamese, or gains none."""
-        if not unmarked_vietnamese(text):
-            return None
+    def restore(self, text: str) -> str:
+        """`text` with the likeliest marks on its syllables (whether to restore is `with_marks`'s call)."""
         out = list(text)
         for m in _STRETCH.finditer(text):
             starts = [m.start() + w.start() for w in re.finditer(r"\S+", m.group())]
@@ -94,8 +92,7 @@ class AccentModel:
             for at, marked in zip(starts, self._best(run)):
                 for i, ch in enumerate(marked):  # same length: NFC marks are in the letter
                     out[at + i] = ch.upper() if text[at + i].isupper() else ch
-        restored = "".join(out)
-        return restored if restored != text else None
+        return "".join(out)
 
     def _best(self, run: list[str]) -> list[str]:
         """Viterbi over each syllable's marked forms with interpolated pair estimates."""
