@@ -44,7 +44,7 @@ def unmarked_vietnamese(text: str) -> bool:
 
 def with_marks(text: str) -> str:
     """What the models read for a question: as typed, or with its likeliest marks when typed
-    without (the packaged counts load on the first such question, ~0.5 s)."""
+    without (the packaged counts load on the first such question, ~0.6 s)."""
     if not unmarked_vietnamese(text):
         return text
     return AccentModel.packaged().restore(text)
