@@ -160,19 +160,20 @@ def test_the_answer_is_the_readers_span_in_the_sentence_it_finds_likeliest(fake_
     fewer = 0
     for q in questions:
         spy.read_calls.clear()
-        r = s.rank(s.analyse_many([q])[0])
+        query = s.analyse_many([q])[0]
+        r = s.rank(query)
         passages = s.passages(r, r.logits, r.candidates.lexical, 5)
         got = s.read_answer(r, passages)
         cands, x = s.answer_sentences(r, passages)
         probs = s.models.sentence.proba(x)
         order = [int(i) for i in np.argsort(-probs, kind="stable")[:READ_SENTENCES] if probs[i] > 0]
         texts = [Text(cands[i][0].text, cands[i][0].start) for i in order]
-        [every] = FakeEmbedder().read([(q, texts)])
+        [every] = FakeEmbedder().read([(query.marked, texts)])  # the question as read: marks restored
         products = [float(probs[i]) * (float(sigmoid(f.answers)) if f else 0.0) for i, f in zip(order, every)]
         assert all(len(call) == 1 and len(call[0][1]) == 1 for call in spy.read_calls)
         read = [call[0][1][0] for call in spy.read_calls]
         k = len(read)
-        assert k >= 1 and read == texts[:k] and all(call[0][0] == q for call in spy.read_calls)
+        assert k >= 1 and read == texts[:k] and all(call[0][0] == query.marked for call in spy.read_calls)
         assert all(max(products[:j]) < probs[order[j]] for j in range(1, k)), "stopped late"
         assert k == len(texts) or max(products[:k]) >= probs[order[k]], "stopped early"
         fewer += k < len(texts)

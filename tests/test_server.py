@@ -157,11 +157,11 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path):
     inner, rest, _ = article.split('id="passage">', 1)[1].split("</mark>", 2)
     assert "<mark>665" in inner and "<mark" not in rest  # the figure sits inside the passage
     assert f"<h2>{title}</h2>" in article
-    assert "Đọc là" not in dom  # typed with its marks: nothing to say
+    assert 'class="meta read-as"' not in dom  # typed with its marks: nothing to say
     # Typed without marks: the page says how it was read, and answers the same.
     plain = chromium("--dump-dom", f"{server}/?q={quote('ha giang co bao nhieu dich vu cong toan trinh')}",
                      tmp=tmp_path / "d")  # fmt: skip
-    assert "Đọc là: hà giang có bao nhiêu dịch vụ công toàn trình" in plain
+    assert '<div class="meta read-as">Đọc là: hà giang có bao nhiêu dịch vụ công toàn trình</div>' in plain
     assert re.search(r"<mark>665 dịch vụ[^<]*</mark>", plain)
     # A question no article answers says so.
     none = chromium("--dump-dom", f"{server}/?q={quote('Giá vàng hôm nay bao nhiêu?')}", tmp=tmp_path / "c")
