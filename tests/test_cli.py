@@ -23,6 +23,13 @@ def _env(settings, index_dir: Path) -> dict[str, str]:
     return {**os.environ, "DE06QA_CACHE_DIR": str(settings.cache_dir), "DE06QA_INDEX_DIR": str(index_dir)}
 
 
+def _ask(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`de06qa ask ARGS` as a user runs it from a shell."""
+    return subprocess.run(
+        [EXE, "ask", *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 @pytest.fixture(scope="module")
 def built(real_settings, real_searcher, tmp_path_factory):
     """An index built by the command itself, as the README says."""
@@ -36,26 +43,14 @@ def built(real_settings, real_searcher, tmp_path_factory):
 
 
 def test_ask_json(built):
-    r = subprocess.run(
-        [EXE, "ask", "--json", "--k", "2", "Hà Giang có bao nhiêu dịch vụ công toàn trình?"],
-        env=built,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = _ask(built, "--json", "--k", "2", "Hà Giang có bao nhiêu dịch vụ công toàn trình?")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["answer"]["text"].split()[0] == "665" and len(d["results"]) == 2
 
 
 def test_ask_without_marks_reads_the_question_with_them(built):
-    r = subprocess.run(
-        [EXE, "ask", "ha giang co bao nhieu dich vu cong toan trinh"],
-        env=built,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = _ask(built, "ha giang co bao nhieu dich vu cong toan trinh")
     assert r.returncode == 0, r.stderr
     assert "(read as: hà giang có bao nhiêu dịch vụ công toàn trình)" in r.stdout
     assert re.search(r"^Answer: 665\b", r.stdout, re.M), r.stdout
@@ -63,26 +58,13 @@ def test_ask_without_marks_reads_the_question_with_them(built):
 
 def test_ask_file_from_stdin_gives_json_lines(built):
     qs = "Hà Giang có bao nhiêu dịch vụ công toàn trình?\n\nGiá vàng hôm nay?\n"
-    r = subprocess.run(
-        [EXE, "ask", "--json", "--file", "-"],
-        input=qs,
-        env=built,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = _ask(built, "--json", "--file", "-", stdin=qs)
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert [x["answerable"] for x in lines] == [True, False]
 
 
 def test_ask_human_output_fits_80_columns(built):
-    r = subprocess.run(
-        [EXE, "ask", "Chủ tịch UBND tỉnh Bến Tre là ai?"],
-        env=built,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = _ask(built, "Chủ tịch UBND tỉnh Bến Tre là ai?")
     assert "Answer: Trần Ngọc Tam" in r.stdout and "seeds/004_f8e44593c0f403ee.txt" in r.stdout
     assert max(len(line) for line in r.stdout.splitlines()) <= 80
     assert not [line for line in r.stdout.splitlines() if line.endswith(" ")]  # no padding in a pipe
@@ -170,7 +152,7 @@ def test_ctrl_d_typed_while_an_answer_prints_ends_the_prompt_after_it(built):
 
 
 def _ask_json(env: dict[str, str], question: str) -> dict:
-    r = subprocess.run([EXE, "ask", "--json", question], env=env, capture_output=True, text=True, timeout=120)
+    r = _ask(env, "--json", question)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -234,9 +216,7 @@ def test_damaged_index_from_the_cli_is_one_line(real_settings, real_searcher, tm
     folder = tmp_path / "idx"
     shutil.copytree(real_settings.index_dir, folder)
     (folder / "vectors.faiss").write_bytes(b"truncated")
-    r = subprocess.run(
-        [EXE, "ask", "x"], env=_env(real_settings, folder), capture_output=True, text=True, timeout=120
-    )
+    r = _ask(_env(real_settings, folder), "x")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [
         f"error: {folder} is incomplete or damaged (IndexDamaged); rebuild with: de06qa index --rebuild --index-dir {folder}"
@@ -268,9 +248,7 @@ def test_python_dash_m_runs_the_same_command():
 
 def test_index_dir_without_an_index_is_an_error_not_a_build(built, tmp_path):
     typo = tmp_path / "indx"
-    r = subprocess.run(
-        [EXE, "ask", "x", "--index-dir", str(typo)], env=built, capture_output=True, text=True, timeout=120
-    )
+    r = _ask(built, "x", "--index-dir", str(typo))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert (
         r.stderr.strip()

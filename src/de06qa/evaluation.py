@@ -281,8 +281,8 @@ def _answer_metrics(questions: list[Question], results: dict[str, SearchResult])
             span_ok += any(x in a.text or a.text in x for x in q.answers if a.text)
         if a is not None:
             holds += any(normalise(x) in normalise(a.text) for x in q.answers)
-            em += max(answer_em(a.text, x) for x in q.answers)
-            f1 += max(span_f1(a.text, x) for x in q.answers)
+            q_em, q_f1 = _span_scores(a.text, q.answers)
+            em, f1 = em + q_em, f1 + q_f1
         flagged_wrong += not results[q.qid].answerable
     flagged = [q for q in questions if not results[q.qid].answerable]
     true_flags = sum(1 for q in flagged if not q.answerable)
@@ -321,6 +321,7 @@ def _answer_row(q: Question, res: SearchResult) -> dict[str, Any]:
     """One question's answer beside its gold ones, scored as `_answer_metrics` scores it: where a
     set's span EM or F1 is lost (wrong sentence, span cut or run on, abstention)."""
     a = res.answer
+    em, f1 = _span_scores(a.text, q.answers) if a else (0.0, 0.0)
     return {
         "id": q.qid,
         "question": q.question,
@@ -331,6 +332,14 @@ def _answer_row(q: Question, res: SearchResult) -> dict[str, Any]:
         "doc_id": a.doc_id if a else None,
         "flagged": not res.answerable,
         "confidence": round(res.confidence, 4),
-        "em": max((answer_em(a.text, x) for x in q.answers), default=0.0) if a else 0.0,
-        "f1": round(max((span_f1(a.text, x) for x in q.answers), default=0.0), 4) if a else 0.0,
+        "em": em,
+        "f1": round(f1, 4),
     }
+
+
+def _span_scores(predicted: str, golds: tuple[str, ...]) -> tuple[float, float]:
+    """Span EM and token F1 of an answer: the best over the gold answers (0 without any)."""
+    return (
+        max((answer_em(predicted, g) for g in golds), default=0.0),
+        max((span_f1(predicted, g) for g in golds), default=0.0),
+    )
