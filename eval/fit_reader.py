@@ -16,7 +16,7 @@ costs a third, which buys the tuned layers and the epochs a useful fit needs on 
         --epochs 1 --lr 1e-4 --head-lr 1e-3
     # 3. the reader alone on gold paragraphs of held-out data (ViQuAD dev, ViNewsQA dev held-out)
     .venv/bin/python eval/fit_reader.py score --data ../shared/eval-data
-    # not shipped yet (eval/RESULTS.md, "Abstention"): refit only the "answers" head, adding
+    # tried, not shipped (eval/RESULTS.md, "Abstention"): refit only the "answers" head, adding
     # sentences of collections that cannot answer (fit_ranker's indexes under /tmp/ext; ~9 min)
     .venv/bin/python eval/fit_reader.py answers --data ../shared/eval-data --ext /tmp/ext \
         --work /tmp/reader --init src/de06qa/models/reader-v2.safetensors --out /tmp/reader-v3.safetensors
