@@ -177,6 +177,20 @@ def prepare(args: argparse.Namespace) -> None:
     print(f"cache done in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
+def padded(rows: list[np.ndarray]) -> tuple[Any, Any]:
+    """Rows of lower-layer states (tokens x HIDDEN, fp16 or fp32) as one fp32 batch padded to the
+    longest, and its attention mask."""
+    import torch
+
+    width = max(len(x) for x in rows)
+    h = torch.zeros(len(rows), width, HIDDEN)
+    m = torch.zeros(len(rows), width, dtype=torch.long)
+    for r, x in enumerate(rows):
+        h[r, : len(x)] = torch.from_numpy(np.asarray(x, np.float32))
+        m[r, : len(x)] = 1
+    return h, m
+
+
 def train(args: argparse.Namespace) -> None:
     import torch
     import torch.nn.functional as F
@@ -222,11 +236,7 @@ def train(args: argparse.Namespace) -> None:
         rng.shuffle(batches)
         run = 0.0
         for b, rows in enumerate(batches):
-            width = int(lengths[rows].max())
-            h = torch.zeros(len(rows), width, HIDDEN)
-            for r, j in enumerate(rows):
-                h[r, : lengths[j]] = torch.from_numpy(hidden[at[j] : at[j] + lengths[j]].astype(np.float32))
-            m = (torch.arange(width)[None, :] < torch.from_numpy(lengths[rows])[:, None]).long()
+            h, m = padded([hidden[at[j] : at[j] + lengths[j]] for j in rows])
             lab = torch.from_numpy(labels[rows]).long()
             start, end, answers = top(h, m)
             pos = lab[:, 2] == 1
@@ -303,13 +313,7 @@ def top_states(top: Any, hidden: list[np.ndarray]) -> np.ndarray:
     with torch.inference_mode():
         for i in range(0, len(order), 64):
             part = order[i : i + 64]
-            width = max(len(hidden[j]) for j in part)
-            h = torch.zeros(len(part), width, HIDDEN)
-            m = torch.zeros(len(part), width, dtype=torch.long)
-            for r, j in enumerate(part):
-                h[r, : len(hidden[j])] = torch.from_numpy(hidden[j].astype(np.float32))
-                m[r, : len(hidden[j])] = 1
-            out[part] = top.states(h, m)[:, 0].numpy()
+            out[part] = top.states(*padded([hidden[j] for j in part]))[:, 0].numpy()
     return out
 
 
