@@ -14,7 +14,10 @@ costs a third, which buys the tuned layers and the epochs a useful fit needs on 
     cp src/de06qa/models/reader-v2.safetensors /tmp/reader-e2.safetensors
     .venv/bin/python eval/fit_reader.py train --work /tmp/reader --init /tmp/reader-e2.safetensors \
         --epochs 1 --lr 1e-4 --head-lr 1e-3
-    # 3. the reader alone on gold paragraphs of held-out data (ViQuAD dev, ViNewsQA dev held-out)
+    # 3. the input channels the int8 reader keeps in fp32 (~2 min): src/de06qa/models/reader-v2-int8.json
+    .venv/bin/python eval/fit_reader.py outliers --data ../shared/eval-data
+    # 4. the reader alone on gold paragraphs of held-out data (ViQuAD dev, ViNewsQA dev held-out);
+    #    int8 is the default, DE06QA_READER_PRECISION=fp32 scores the fp32 file
     .venv/bin/python eval/fit_reader.py score --data ../shared/eval-data
     # tried, not shipped (eval/RESULTS.md, "Abstention"): refit only the "answers" head, adding
     # sentences of collections that cannot answer (fit_ranker's indexes under /tmp/ext; ~9 min)
@@ -39,7 +42,9 @@ import json
 import random
 import re
 import sys
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -128,14 +133,7 @@ def prepare(args: argparse.Namespace) -> None:
     tok = load_encoder(folder / "tokenizer.json", 512)
     tokens = UnitTokens(tok.pieces)
     rng = random.Random(13)
-    examples: list[Example] = []
-    for name in TRAIN_FILES:
-        got = read_squad(args.data / name)
-        rng.shuffle(got)
-        examples += got[: args.cap] if args.cap else got
-    for name in SPLIT_FILES:
-        examples += read_squad(args.data / name, "train")
-    rng.shuffle(examples)
+    examples = training_examples(args.data, rng, args.cap)
     if args.limit:
         examples = examples[: args.limit]
     t0 = time.perf_counter()
@@ -404,6 +402,75 @@ def answers_head(args: argparse.Namespace) -> None:
     print(json.dumps(report), f"\nwrote {args.out} in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
+def training_examples(data: Path, rng: random.Random, cap: int = 0) -> list[Example]:
+    examples: list[Example] = []
+    for name in TRAIN_FILES:
+        got = read_squad(data / name)
+        rng.shuffle(got)
+        examples += got[:cap] if cap else got
+    for name in SPLIT_FILES:
+        examples += read_squad(data / name, "train")
+    rng.shuffle(examples)
+    return examples
+
+
+def outliers(args: argparse.Namespace) -> None:
+    """The input channels of each weight MatMul that the int8 reader keeps in fp32 (reader/int8.py):
+    the fp32 reader reads training windows one at a time (as a search does), and a channel whose
+    largest magnitude exceeds `--times` the median channel's is an outlier (the `--most` largest)."""
+    import onnx
+    from onnx import helper
+
+    from de06qa.embedding import onnx_session
+    from de06qa.reader import INT8_FILE, READER_FILE, reader_onnx, weights_file
+    from de06qa.reader.int8 import weight_matmuls
+
+    settings = replace(Settings.from_env(), reader_precision="fp32")
+    fp32 = reader_onnx(settings)
+    tokens = UnitTokens(load_encoder(materialise(settings.cache_dir) / "tokenizer.json", 512).pieces)
+    rng = random.Random(17)
+    rows = build_windows(training_examples(args.data, rng, cap=args.windows)[: args.windows], tokens, rng)
+    model = onnx.load(str(fp32))
+    inputs = {n.name: n.input[0] for n in model.graph.node if n.name in set(weight_matmuls(model))}
+    for x in sorted(set(inputs.values())):
+        model.graph.output.append(helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None))
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx.save(model, f"{tmp}/probe.onnx", save_as_external_data=True, location="probe.onnx.data")
+        session: Any = onnx_session(Path(tmp) / "probe.onnx", settings.threads)
+        names = [o.name for o in session.get_outputs()]
+        peak: dict[str, np.ndarray] = {}
+        for w, *_ in rows:
+            ids, mask = batch([w])
+            for name, out in zip(names, session.run(None, {"input_ids": ids, "attention_mask": mask})):
+                if name in peak or name in inputs.values():
+                    a = np.abs(out.reshape(-1, out.shape[-1])).max(0)
+                    peak[name] = np.maximum(peak[name], a) if name in peak else a
+    keep = {}
+    for node, x in inputs.items():
+        a = peak[x]
+        top = [int(i) for i in np.argsort(-a)[: args.most] if a[i] > args.times * np.median(a)]
+        if top:
+            keep[node] = sorted(top)
+    out = weights_file(INT8_FILE)
+    out.write_text(
+        json.dumps(
+            {
+                "version": INT8_FILE.rsplit(".", 1)[0],
+                "reader": READER_FILE,
+                "command": f"eval/fit_reader.py outliers --data DIR --windows {args.windows} "
+                f"--times {args.times:g} --most {args.most}",
+                "fitted_on": f"{len(rows)} windows of training questions (fit_reader's training files)",
+                "channels": keep,
+            },
+            indent=1,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    kept = sum(map(len, keep.values()))
+    print(f"{kept} channels of {len(keep)} of {len(inputs)} MatMuls kept in fp32 -> {out}")
+
+
 def score(args: argparse.Namespace) -> None:
     """The reader alone on each held-out question's gold paragraph: it reads every sentence, and
     the span of the sentence it finds likeliest to answer is its answer (EM and F1)."""
@@ -471,11 +538,23 @@ def main() -> None:
     an.add_argument("--foreign", type=int, default=1000, help="questions per training file")
     an.add_argument("--rows", type=int, default=10000, help="cache rows read")
     an.add_argument("--states", type=Path, default=None, help="keep the rows' states here (.npz) for a refit")
+    ou = sub.add_parser("outliers", help="the input channels the int8 reader keeps in fp32")
+    ou.add_argument("--data", type=Path, required=True)
+    ou.add_argument("--windows", type=int, default=500, help="training questions read")
+    ou.add_argument("--times", type=float, default=3.0, help="outlier: this many times the median channel")
+    ou.add_argument("--most", type=int, default=8, help="channels per MatMul at most")
     sc = sub.add_parser("score")
     sc.add_argument("--data", type=Path, required=True)
     sc.add_argument("--limit", type=int, default=0, help="questions per set (0 = all)")
     args = p.parse_args()
-    {"prepare": prepare, "train": train, "answers": answers_head, "score": score}[args.cmd](args)
+    commands = {
+        "prepare": prepare,
+        "train": train,
+        "answers": answers_head,
+        "outliers": outliers,
+        "score": score,
+    }
+    commands[args.cmd](args)
 
 
 if __name__ == "__main__":

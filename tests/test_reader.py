@@ -141,3 +141,43 @@ def test_the_reader_runs_offline_and_its_spans_are_article_offsets(real_settings
         span = text[f.start : f.end]
         assert (span == span.strip() and span[0].isalnum()) or not span[0].isspace()
     assert (real_settings.cache_dir / "onnx").glob("reader-*/reader.onnx.data")
+
+
+def _matmul_model(weight: np.ndarray) -> object:
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="dense/MatMul")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, None, weight.shape[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, None, weight.shape[1]])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_int8_keeps_an_outlier_channel_in_fp32(tmp_path):
+    """One input channel 30x the others (as in e5's feed-forward inputs): quantising it with the
+    rest crushes the small channels to a few levels; kept in fp32, the product stays close."""
+    import onnx
+    import onnxruntime as ort
+
+    from de06qa.errors import ModelUnavailable
+    from de06qa.reader.int8 import quantise
+
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0, 0.1, (64, 16)).astype(np.float32)
+    x = rng.normal(0, 1, (1, 40, 64)).astype(np.float32)
+    x[..., 7] *= 30
+    onnx.save(_matmul_model(weight), tmp_path / "fp32.onnx")
+    want = x @ weight
+    err = {}
+    for tag, keep in (("plain", {}), ("split", {"dense/MatMul": [7]})):
+        quantise(tmp_path / "fp32.onnx", tmp_path / f"{tag}.onnx", keep)
+        model = onnx.load(tmp_path / f"{tag}.onnx")
+        assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in model.graph.node)
+        (got,) = ort.InferenceSession(tmp_path / f"{tag}.onnx").run(None, {"x": x})
+        err[tag] = float(np.abs(got - want).mean())
+    assert err["split"] < err["plain"] / 3, err
+    with pytest.raises(ModelUnavailable, match="refit them"):
+        quantise(tmp_path / "fp32.onnx", tmp_path / "bad.onnx", {"other/MatMul": [1]})

@@ -114,22 +114,23 @@ def model(settings: Settings) -> list[Check]:
         else:
             out.append(Check(WARN, f"onnx {precision}", f"not exported yet into {onnx}",
                              "made by the first question or build (about 40 s, once)"))  # fmt: skip
-    from de06qa.reader import weights_file
+    from de06qa.reader import INT8_FILE, weights_file
 
     w = weights_file()
-    if not w.exists():
+    missing = [f for f in (w, weights_file(INT8_FILE)) if not f.exists()]
+    if missing:
         out.append(
             Check(
                 FAIL,
                 "reader",
-                f"{w} missing (the answer reader: no question can be answered)",
+                f"{missing[0]} missing (the answer reader: no question can be answered)",
                 "reinstall de06qa",
             )
         )
     else:
         exported = sorted((settings.cache_dir / "onnx").glob("reader-*/reader.onnx.data"))
-        detail = f"{w.name} ({_mb(w):.1f} MB); " + (
-            f"exported {exported[-1].parent}" if exported else "not exported yet (its first use, ~20 s)"
+        detail = f"{w.name} ({_mb(w):.1f} MB), {settings.reader_precision}; " + (
+            f"exported {exported[-1].parent}" if exported else "not exported yet (its first use, ~35 s)"
         )
         out.append(Check(OK, "reader", detail))
     from de06qa.accents import counts_file

