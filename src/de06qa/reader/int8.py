@@ -14,6 +14,7 @@ The channels are fitted by `eval/fit_reader.py outliers` (on training windows) a
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,11 @@ def quantise(fp32: Path, out: Path, keep: dict[str, list[int]]) -> None:
         ]
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    quantize_dynamic(
-        model, out, per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-        nodes_to_quantize=matmuls,
-    )  # fmt: skip
+    logging.disable(logging.WARNING)  # the quantiser's advice to pre-process, logged on every call
+    try:
+        quantize_dynamic(
+            model, out, per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+            nodes_to_quantize=matmuls, use_external_data_format=True,
+        )  # fmt: skip
+    finally:
+        logging.disable(logging.NOTSET)
