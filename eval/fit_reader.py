@@ -14,7 +14,7 @@ costs a third, which buys the tuned layers and the epochs a useful fit needs on 
     cp src/de06qa/models/reader-v2.safetensors /tmp/reader-e2.safetensors
     .venv/bin/python eval/fit_reader.py train --work /tmp/reader --init /tmp/reader-e2.safetensors \
         --epochs 1 --lr 1e-4 --head-lr 1e-3
-    # 3. the input channels the int8 reader keeps in fp32 (~2 min): src/de06qa/models/reader-v2-int8.json
+    # 3. the input channels the int8 reader keeps in fp32 (~40 s): src/de06qa/models/reader-v2-int8.json
     .venv/bin/python eval/fit_reader.py outliers --data ../shared/eval-data
     # 4. the reader alone on gold paragraphs of held-out data (ViQuAD dev, ViNewsQA dev held-out);
     #    int8 is the default, DE06QA_READER_PRECISION=fp32 scores the fp32 file
@@ -415,9 +415,10 @@ def training_examples(data: Path, rng: random.Random, cap: int = 0) -> list[Exam
 
 
 def outliers(args: argparse.Namespace) -> None:
-    """The input channels of each feed-forward MatMul that the int8 reader keeps in fp32 (reader/int8.py):
-    the fp32 reader reads training windows one at a time (as a search does), and a channel whose
-    largest magnitude exceeds `--times` the median channel's is an outlier (the `--most` largest)."""
+    """The input channels of each feed-forward MatMul that the int8 reader keeps in fp32
+    (reader/int8.py): the fp32 reader reads training windows one at a time (as a search does), and
+    a channel whose largest magnitude exceeds `--times` the median channel's is an outlier (the
+    `--most` largest)."""
     import onnx
     from onnx import helper
 
@@ -445,13 +446,13 @@ def outliers(args: argparse.Namespace) -> None:
         onnx.save(model, f"{tmp}/probe.onnx", save_as_external_data=True, location="probe.onnx.data")
         session: Any = onnx_session(Path(tmp) / "probe.onnx", settings.threads)
         names = [o.name for o in session.get_outputs()]
-        peak: dict[str, np.ndarray] = {}
+        peak = {x: np.zeros(0) for x in inputs.values()}
         for w, *_ in rows:
             ids, mask = batch([w])
             for name, out in zip(names, session.run(None, {"input_ids": ids, "attention_mask": mask})):
-                if name in peak or name in inputs.values():
+                if name in peak:
                     a = np.abs(out.reshape(-1, out.shape[-1])).max(0)
-                    peak[name] = np.maximum(peak[name], a) if name in peak else a
+                    peak[name] = np.maximum(peak[name], a) if peak[name].size else a
     keep = {}
     for node, x in inputs.items():
         a = peak[x]
