@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from de06qa.doctor import FAIL, OK, WARN, packages
+from de06qa.doctor import FAIL, OK, WARN, Check, packages
 
 EXE = str(Path(sys.executable).with_name("de06qa"))
 
@@ -96,3 +96,16 @@ def test_the_python_api_as_the_readme_shows_it(model_cache, seeds_copy, tmp_path
     d = result.to_dict()
     assert d["answer"]["text"].split()[0] == "665" and len(d["results"]) == 3
     assert index_folder("myreports", index_dir="myreports-index").changed is False
+
+
+def test_doctor_names_the_reader_file_a_question_would_read(tmp_path):
+    from de06qa.config import Settings
+    from de06qa.doctor import model
+
+    def reader_line(**kw: str) -> Check:
+        return next(c for c in model(Settings(cache_dir=tmp_path, **kw)) if c.what == "reader")
+
+    fresh = reader_line()
+    assert fresh.status == OK and "int8; not exported yet" in fresh.detail
+    bad = reader_line(reader_precision="bf16")
+    assert bad.status == FAIL and "'bf16'" in bad.detail and "int8 or fp32" in bad.fix

