@@ -73,11 +73,8 @@ def reader_file(settings: Settings) -> Path:
     if not weights.exists():
         raise ModelUnavailable(f"the reader's weights {weights} are missing; reinstall de06qa")
     base = folder(settings.cache_dir).resolve()
-    target = (
-        settings.cache_dir
-        / "onnx"
-        / f"reader-{hashlib.sha256(weights.read_bytes() + str(base).encode()).hexdigest()[:10]}"
-    )
+    digest = hashlib.sha256(weights.read_bytes() + str(base).encode()).hexdigest()[:10]
+    target = settings.cache_dir / "onnx" / f"reader-{digest}"
     if settings.reader_precision == "fp32":
         return target / "reader.onnx"
     int8 = weights_file(INT8_FILE)

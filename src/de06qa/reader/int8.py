@@ -5,8 +5,8 @@ Dynamic quantisation scales each matrix product's input with one range per batch
 encoder one or two of 384 (or 1,536) channels of some inputs reach 20–65 while the rest stay
 under ~5, so that one range leaves the other channels a handful of levels: quantising everything
 cost .04 span F1. Each listed product (the feed-forward ones: those whose rounding moved the
-spans most) is split: the input with its outlier channels zeroed goes
-through the int8 product, those channels alone through a small fp32 one, and the two are added.
+spans most) is split: the input with its outlier channels zeroed goes through the int8 product,
+those channels alone through a small fp32 one, and the two are added.
 The channels are fitted by `eval/fit_reader.py outliers` (on training windows) and ship as
 `models/reader-v2-int8.json`: node name → channel indices.
 """
