@@ -434,12 +434,12 @@ def outliers(args: argparse.Namespace) -> None:
     model = onnx.load(str(fp32))
     # Only the feed-forward products: with every product int8, keeping attention's fp32 changed
     # no more than 3% of spans, and each split product costs its own extra operations per run.
-    ffn = [
+    ffn = {
         m
         for m in weight_matmuls(model)
         if re.search(r"/(intermediate|output)/dense/MatMul$", m) and "/attention/" not in m
-    ]
-    inputs = {n.name: n.input[0] for n in model.graph.node if n.name in set(ffn)}
+    }
+    inputs = {n.name: n.input[0] for n in model.graph.node if n.name in ffn}
     for x in sorted(set(inputs.values())):
         model.graph.output.append(helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None))
     with tempfile.TemporaryDirectory() as tmp:
