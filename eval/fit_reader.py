@@ -19,6 +19,11 @@ costs a third, which buys the tuned layers and the epochs a useful fit needs on 
     # 4. the reader alone on gold paragraphs of held-out data (ViQuAD dev, ViNewsQA dev held-out);
     #    int8 is the default, DE06QA_READER_PRECISION=fp32 scores the fp32 file
     .venv/bin/python eval/fit_reader.py score --data ../shared/eval-data
+    # tried, not shipped (eval/RESULTS.md, "Answers"): a fourth epoch on rows with a closest-sentence
+    # negative for every answerable question (prepare ~9 min, train ~19 min on a fast run)
+    .venv/bin/python eval/fit_reader.py prepare --data ../shared/eval-data --work /tmp/reader-hard --hard
+    .venv/bin/python eval/fit_reader.py train --work /tmp/reader-hard --init src/de06qa/models/reader-v2.safetensors \
+        --epochs 1 --lr 1e-4 --head-lr 1e-3 --out /tmp/reader-v3.safetensors
     # tried, not shipped (eval/RESULTS.md, "Abstention"): refit only the "answers" head, adding
     # sentences of collections that cannot answer (fit_ranker's indexes under /tmp/ext; ~9 min)
     .venv/bin/python eval/fit_reader.py answers --data ../shared/eval-data --ext /tmp/ext \
@@ -70,9 +75,11 @@ def syllables(text: str) -> set[str]:
 
 
 def build_windows(
-    examples: list[Example], tokens: UnitTokens, rng: random.Random
+    examples: list[Example], tokens: UnitTokens, rng: random.Random, hard: bool = False
 ) -> list[tuple[Window, int, int, int]]:
-    """(window, start token, end token, answers 0/1) rows: start = end = 0 for a negative."""
+    """(window, start token, end token, answers 0/1) rows: start = end = 0 for a negative. With
+    `hard`, every answerable question also gets its paragraph's closest other sentence as a
+    negative (the choice between a paragraph's sentences is where the reader errs most)."""
     rows: list[tuple[Window, int, int, int]] = []
     split: dict[str, list[Span]] = {}
     for ex in examples:
@@ -84,12 +91,18 @@ def build_windows(
         q = tokens.question(ex.question)
         qs = syllables(ex.question)
 
-        def negative(pool: list[int], q: list[int] = q, qs: set[str] = qs, sents: list[Span] = sents) -> None:
+        def negative(
+            pool: list[int],
+            closest: bool = False,
+            q: list[int] = q,
+            qs: set[str] = qs,
+            sents: list[Span] = sents,
+        ) -> None:
             """A sentence of `pool` as a row that does not answer: the closest to the question in
-            syllables (hard) or a random one."""
+            syllables, or (unless `closest`) at even odds a random one."""
             if pool:
-                hard = max(pool, key=lambda j: len(qs & syllables(sents[j].text)))
-                text = sents[hard if rng.random() < 0.5 else rng.choice(pool)].text
+                near = max(pool, key=lambda j: len(qs & syllables(sents[j].text)))
+                text = sents[near if closest or rng.random() < 0.5 else rng.choice(pool)].text
                 rows.append((rng.choice(windows(q, text, units(text), tokens)), 0, 0, 0))
 
         if not ex.answers:
@@ -110,9 +123,12 @@ def build_windows(
             continue
         w, (s, e) = rng.choice(good)
         rows.append((w, s, e, 1))
+        gold = {ex.context[x:y] for x, y in ex.answers}
+        others = [i for i, st in enumerate(sents) if not any(g in st.text for g in gold)]
+        if hard:
+            negative(others, closest=True)
         if rng.random() < 0.5:
-            gold = {ex.context[x:y] for x, y in ex.answers}
-            negative([i for i, st in enumerate(sents) if not any(g in st.text for g in gold)])
+            negative(others)
     return rows
 
 
@@ -137,7 +153,7 @@ def prepare(args: argparse.Namespace) -> None:
     if args.limit:
         examples = examples[: args.limit]
     t0 = time.perf_counter()
-    rows = build_windows(examples, tokens, rng)
+    rows = build_windows(examples, tokens, rng, args.hard)
     print(
         f"{len(examples)} questions -> {len(rows)} windows ({sum(r[3] for r in rows)} answering) in {time.perf_counter() - t0:.0f} s",
         flush=True,
@@ -525,6 +541,9 @@ def main() -> None:
     pr.add_argument("--cap", type=int, default=0, help="questions per training file at most")
     pr.add_argument("--batch", type=int, default=64)
     pr.add_argument("--tuned", type=int, default=TUNED_LAYERS, help="top layers the fit will tune")
+    pr.add_argument(
+        "--hard", action="store_true", help="a closest-sentence negative for every answerable question"
+    )
     tr = sub.add_parser("train")
     tr.add_argument("--work", type=Path, required=True)
     tr.add_argument("--out", type=Path, default=None, help="default: the package's models/ file")
