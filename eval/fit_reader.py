@@ -101,8 +101,13 @@ def build_windows(
             """A sentence of `pool` as a row that does not answer: the closest to the question in
             syllables, or (unless `closest`) at even odds a random one."""
             if pool:
-                near = max(pool, key=lambda j: len(qs & syllables(sents[j].text)))
-                text = sents[near if closest or rng.random() < 0.5 else rng.choice(pool)].text
+                # the closest found only when it is the one taken (same draws from rng either way)
+                pick = (
+                    max(pool, key=lambda j: len(qs & syllables(sents[j].text)))
+                    if closest or rng.random() < 0.5
+                    else rng.choice(pool)
+                )
+                text = sents[pick].text
                 rows.append((rng.choice(windows(q, text, units(text), tokens)), 0, 0, 0))
 
         if not ex.answers:
