@@ -4,7 +4,7 @@ occurs (lower case, tone marks placed old-style), from general news and the trai
 the indexed collection's own.
 
     .venv/bin/python eval/fit_accents.py --data ../shared/eval-data
-    # writes src/de06qa/models/accents-v1.tsv.gz; then, on held-out questions, the share of
+    # writes src/de06qa/models/accents-v1.npz; then, on held-out questions, the share of
     # syllables given back their marks exactly (folded questions restored against the originals):
     .venv/bin/python eval/fit_accents.py score --data ../shared/eval-data
     # end to end: a question file with its questions' marks stripped, asked with and without
