@@ -114,16 +114,33 @@ class SearchRequest(BaseModel):
         return v
 
 
-class AnswerOut(BaseModel):
+class DatedAnswerOut(BaseModel):
     text: str
-    sentence: str
+    number: float | None = Field(description="The answer's figure as a number (its first), else null")
+    as_of: str | None = Field(description="The date the figure holds for (ISO, as precise as the text)")
+    as_of_from: Literal["sentence", "paragraph", "article"] | None = Field(
+        description="Where that date was read: the answer's sentence, a sentence before it, the publication date"
+    )
     doc_id: str
     start: int = Field(description="Offset of the answer text in the article text")
     end: int
+    sentence: str
     sentence_start: int
     sentence_end: int
     page: int | None = Field(
         None, description="1-based page of the answer in a paged source (PDF), else null"
+    )
+
+
+class OtherAnswerOut(DatedAnswerOut):
+    title: str
+    confidence: float
+
+
+class AnswerOut(DatedAnswerOut):
+    conflict: bool = Field(description="Another article gives a different figure for the same date")
+    others: list[OtherAnswerOut] = Field(
+        description="What other articles answer, newest first: the answer is the newest, or the one for the time the question names"
     )
 
 
@@ -138,6 +155,7 @@ class ResultOut(BaseModel):
     doc_id: str
     title: str
     source: str
+    url: str | None = Field(description="The web page's address, for an article `de06qa fetch` saved (else its canonical link, or null)")
     date: str | None
     text: str
     start: int = Field(description="Offset of the passage in the text GET /documents/{doc_id} returns")
@@ -235,6 +253,7 @@ class DocumentSummary(BaseModel):
     doc_id: str
     title: str
     source: str
+    url: str | None = Field(description="The web page's address, for a fetched page (else null)")
     date: str | None
     provinces: list[str]
     provinces_2025: list[str]
@@ -345,6 +364,7 @@ def _summary(a: Article, chars: int) -> dict[str, Any]:
         "doc_id": a.doc_id,
         "title": a.title,
         "source": a.source,
+        "url": a.url or None,
         "date": a.date,
         "provinces": list(a.provinces),
         "provinces_2025": list(a.provinces_2025),

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.text import Text
 
 from de06qa.config import Settings
+from de06qa.dated import shown
 from de06qa.errors import BadQuery, De06qaError
 
 if TYPE_CHECKING:
@@ -248,6 +249,61 @@ def index(
         raise typer.Exit(3)
 
 
+@app.command()
+def fetch(
+    into: Annotated[Path, typer.Option("--into", metavar="FOLDER", help="Where the pages are saved")],
+    urls: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[URL]...", help="Article pages, RSS/Atom feeds or sitemaps (sitemap indexes followed)"),
+    ] = None,
+    urls_file: Annotated[
+        Path | None, typer.Option("--urls", metavar="FILE", help="More URLs, one a line (# starts a comment)")
+    ] = None,
+    delay: Annotated[
+        float, typer.Option("--delay", min=0.0, help="Seconds between two requests to one host")
+    ] = 1.0,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds a request may take")] = 20.0,
+    max_mb: Annotated[float, typer.Option("--max-mb", min=0.01, help="Largest page kept, in MB")] = 5.0,
+    retries: Annotated[int, typer.Option("--retries", min=0, max=10, help="Tries again on 429 and 5xx")] = 3,
+) -> None:
+    """Save web articles into a folder that `de06qa index FOLDER` reads, each with its address,
+    title and published date (the citation then links to the page).
+
+    robots.txt is honoured, requests to one host are --delay seconds apart, 429/5xx are retried
+    with backoff; a page fetched before is asked for only if changed (If-None-Match /
+    If-Modified-Since). Exit status: 0 when every URL was saved or unchanged, 3 when some were
+    skipped (each listed with its reason), 2 on an error.
+
+    \b
+    Examples:
+      de06qa fetch https://example.org/rss/de-an-06.rss --into articles
+      de06qa fetch --urls sources.txt --into articles && de06qa index articles
+    """
+    from de06qa.fetch import Fetcher
+
+    given = list(urls or [])
+    if urls_file is not None:
+        try:
+            lines = urls_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise BadQuery(f"cannot read the URL list {urls_file} ({getattr(e, 'strerror', None) or e})") from e
+        given += [x.split("#", 1)[0].strip() for x in lines if x.split("#", 1)[0].strip()]
+    if not given:
+        raise BadQuery("no URL given; pass article, feed or sitemap URLs, or --urls FILE")
+    f = Fetcher(into, delay, timeout, int(max_mb * 1e6), retries, say=lambda m: err.print(m, soft_wrap=True))
+    try:
+        s = f.run(given)
+    finally:
+        f.close()
+    out.print(
+        f"Saved {_plural(len(s.saved), 'page')} into {into}, {len(s.unchanged)} unchanged, "
+        f"{len(s.skipped)} skipped ({s.listed} links from feeds and sitemaps)",
+        soft_wrap=True,
+    )
+    if s.skipped:
+        raise typer.Exit(3)
+
+
 def _build_if_missing(settings: Settings) -> None:
     """First use: with no index yet in the default index/ and the bundled seeds present, build it
     (ask, serve, eval). Another folder with no index is an error: a typo in --index-dir must not
@@ -281,6 +337,10 @@ def _say(text: Text, indent: int = 0) -> None:
         out.print(Text(" " * indent) + line)
 
 
+# Where an answer's date was read, when not its own sentence.
+_FROM = {"sentence": "", "paragraph": ", from the paragraph", "article": ", publication date", None: ""}
+
+
 def _print_result(d: dict) -> None:  # type: ignore[type-arg]
     """The answer, then the passages grouped by article (articles in the order of their best
     passage, each passage with its rank, page and position)."""
@@ -291,12 +351,26 @@ def _print_result(d: dict) -> None:  # type: ignore[type-arg]
         sentence = Text(a["sentence"])
         off = a["start"] - a["sentence_start"]
         sentence.stylize("bold black on yellow", off, off + len(a["text"]))
+        when = f"as of {shown(a['as_of'])}{_FROM[a['as_of_from']]} · " if a["as_of"] else ""
         out.print(
             Text.assemble(
-                ("Answer: ", "bold green"), (a["text"], "bold"), f"  (confidence {d['confidence']:.2f})"
+                ("Answer: ", "bold green"), (a["text"], "bold"), f"  ({when}confidence {d['confidence']:.2f})"
             )
         )
         _say(sentence)
+        if a["conflict"]:
+            _say(Text(f"Reports disagree on the figure for {shown(a['as_of'])}: see below.", "bold red"))
+        if a["others"]:
+            _say(Text("Other reports, newest first:", "dim"))
+            for o in a["others"]:
+                date = f"{shown(o['as_of'])}{_FROM[o['as_of_from']]}" if o["as_of"] else "undated"
+                _say(
+                    Text.assemble(
+                        (o["text"], "bold"), f"  ({date}) · {o['title'] or o['doc_id']} ",
+                        (f"chars {o['start']}–{o['end']}", "dim"),
+                    ),
+                    indent=2,
+                )
     elif d["results"]:
         out.print(
             Text.assemble(

@@ -20,7 +20,7 @@ from typing import Any
 from de06qa.answer import content_terms, locate, question_kind
 from de06qa.documents import Span
 from de06qa.errors import BadQuery
-from de06qa.figures import CUED, AsOf, Figure, as_of, figure_at
+from de06qa.figures import CUED, AsOf, Figure, as_of_in, figure_at
 from de06qa.filters import Filters
 from de06qa.gazetteer import NEW_NAME, find_provinces, province_spans
 from de06qa.query import ASKING, SUPERLATIVE, SUPERLATIVE_PAIR, Query
@@ -271,7 +271,7 @@ def _read_province(
         sent = Span(answer.sentence_start, answer.sentence_end, answer.sentence)
         fig = figures[answer.doc_id, sent.start]
         fig = replace(fig, start=fig.start + sent.start, end=fig.end + sent.start)
-        when, source = as_of(sent.text, fig.start - sent.start, _earlier(top, sent), top.article.date)
+        when, source = as_of_in(top.chunk, sent, fig.start, top.article.date)
         rows.append(
             Row(
                 province, NEW_NAME.get(province, province), fig, when, source, answer.doc_id,
@@ -327,20 +327,6 @@ def _by_article(passages: tuple[Passage, ...]) -> list[tuple[Passage, ...]]:
     for p in passages:
         groups.setdefault(p.chunk.doc_id, []).append(p)
     return [tuple(g) for g in groups.values()]
-
-
-def _earlier(p: Passage, sentence: Span) -> list[str]:
-    """The sentences before `sentence` in its paragraph, as far as the passage shows them."""
-    out: list[str] = []
-    text, base = p.chunk.text, p.chunk.start
-    for s in p.chunk.sentences:
-        if s.start >= sentence.start:
-            break
-        if "\n" in text[s.end - base : sentence.start - base]:
-            out = []  # a paragraph break lies between: that sentence is another paragraph's
-            continue
-        out.append(s.text)
-    return out
 
 
 def _judge(rows: list[Row], by: str, order: str, span_days: int) -> list[Row]:

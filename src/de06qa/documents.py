@@ -22,6 +22,7 @@ class Article:
     title: str
     text: str  # cleaned NFC text; every offset in the system points into it
     date: str | None = None  # ISO yyyy-mm-dd
+    url: str = ""  # a web page's address (de06qa fetch, or the page's canonical link)
     provinces: tuple[str, ...] = ()  # provinces the article is about (pre-2025 names)
     provinces_2025: tuple[str, ...] = ()  # the same, as named after the 2025 mergers
     content_hash: str = ""

@@ -51,3 +51,7 @@ class BackendUnavailable(De06qaError):
 
 class ClusterUnavailable(De06qaError):
     """The Dask scheduler cannot be reached, or a worker failed."""
+
+
+class CannotSave(De06qaError):
+    """A fetched page cannot be written (a read-only folder, a full disk)."""

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from de06qa.documents import Chunk, Span
+
 # A number as reports write it: digit groups joined by dots (thousands) or a comma (decimals).
 NUM = r"\d+(?:[.,]\d+)*"
 # Scale words multiply: "1,5 triệu" = 1.5e6, "2 nghìn tỷ" = 2e12.
@@ -295,3 +297,34 @@ def as_of(sentence: str, at: int, earlier: list[str], article_date: str | None) 
             if back:
                 return back[-1].when, "paragraph"
     return (article_date, "article") if article_date else (None, "none")
+
+
+def earlier_in_paragraph(chunk: Chunk, sentence: Span) -> list[str]:
+    """The sentences before `sentence` in its paragraph, as far as `chunk` shows them."""
+    out: list[str] = []
+    text, base = chunk.text, chunk.start
+    for s in chunk.sentences:
+        if s.start >= sentence.start:
+            break
+        if "\n" in text[s.end - base : sentence.start - base]:
+            out = []  # a paragraph break lies between: that sentence is another paragraph's
+            continue
+        out.append(s.text)
+    return out
+
+
+def as_of_in(chunk: Chunk, sentence: Span, at: int, article_date: str | None) -> tuple[str | None, str]:
+    """`as_of` of the figure at article offset `at` of `sentence`, a sentence of `chunk`: what an
+    answer and a comparison's row both report."""
+    return as_of(sentence.text, at - sentence.start, earlier_in_paragraph(chunk, sentence), article_date)
+
+
+def time_asked(question: str) -> str | None:
+    """The time a question names ("năm 2022", "tháng 3/2023", "đến hết năm 2023", "quý I/2024",
+    "ngày 30/6/2023"), ISO and as precise as it is written; None when it names none. A date cued
+    by "đến", "tính đến", … wins over a bare one."""
+    found = dates_in(question, None)
+    if not found:
+        return None
+    strongest = max(d.strength for d in found)
+    return [d for d in found if d.strength == strongest][-1].when

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import stat
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from de06qa.documents import Article, Skipped
@@ -183,6 +184,7 @@ def build_article(doc_id: str, source: str, raw: str | Extracted, file: str = ""
         title=title,
         text=text,
         date=ex.date or cleaned.date,
+        url=ex.url or "",
         provinces=provinces,
         provinces_2025=tuple(dict.fromkeys(NEW_NAME[p] for p in provinces)),
         content_hash=hashlib.sha256(fingerprint.encode("utf-8")).hexdigest(),
@@ -218,7 +220,30 @@ def read_article(
         data = path.read_bytes()
     except OSError as e:
         raise DecodeError(f"cannot read ({e.strerror})") from e
-    return build_article(doc_id or path.stem, source or str(path), extract(suffix, data), str(path.resolve()))
+    ex = extract(suffix, data)
+    meta = page_meta(path) if suffix in (".html", ".htm") else None
+    if meta:  # a page `de06qa fetch` saved: its address, and the date it read when the page has none
+        url = meta.get("url")
+        ex = replace(
+            ex,
+            url=url if isinstance(url, str) and url.startswith(("http://", "https://")) else ex.url,
+            date=ex.date or (meta.get("date") if isinstance(meta.get("date"), str) else None),
+        )
+    return build_article(doc_id or path.stem, source or str(path), ex, str(path.resolve()))
+
+
+def sidecar(page: Path) -> Path:
+    """The hidden file beside a page `de06qa fetch` saved that says where it came from."""
+    return page.with_name(f".{page.name}.json")
+
+
+def page_meta(page: Path) -> dict[str, str] | None:
+    """A fetched page's sidecar, or None for a page saved otherwise (or a damaged sidecar)."""
+    try:
+        got = json.loads(sidecar(page).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return got if isinstance(got, dict) else None
 
 
 def _kind(mode: int) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from de06qa.answer import content_terms, question_kind
+from de06qa.figures import time_asked
 from de06qa.gazetteer import covered_by, find_provinces
 from de06qa.text import fold, folded_terms, has_diacritics, normalise, word_terms, words
 
@@ -47,6 +48,7 @@ class Query:
     # What the embedder and the reader read: `text`, or `text` with the marks it was typed without
     # (de06qa.accents). The lexical fields keep what was typed: the folded field matches either way.
     marked: str = ""
+    asked_time: str | None = None  # the time the question names, ISO ("2023", "2023-03"): figures.time_asked
 
 
 def analyse(text: str, vector: np.ndarray | None = None, marked: str | None = None) -> Query:
@@ -62,4 +64,5 @@ def analyse(text: str, vector: np.ndarray | None = None, marked: str | None = No
         vector=vector,
         comparative=comparative(text),
         marked=marked or text,
+        asked_time=time_asked(text),
     )

@@ -21,7 +21,9 @@ from de06qa.config import Settings
 from de06qa.corpus import CorpusView
 from de06qa.documents import Article, Chunk, Span
 from de06qa.embedding import Embedder
+from de06qa.dated import FIGURE_KINDS, choose, conflict, newest_first, number_of
 from de06qa.errors import BadQuery
+from de06qa.figures import as_of_in
 from de06qa.filters import SORTS, Filters
 from de06qa.indexing import milvus_uri, model_info
 from de06qa.query import Query, analyse
@@ -66,6 +68,38 @@ class AnswerSpan:
     sentence_start: int
     sentence_end: int
     page: int | None = None  # 1-based page of a paged source (PDF), else None
+    as_of: str | None = None  # the date its figure holds for (figures.as_of_in), ISO
+    as_of_from: str | None = None  # where that date was read: sentence, paragraph or article
+    confidence: float = 0.0
+    title: str = ""  # its article's
+    others: tuple[AnswerSpan, ...] = ()  # what other articles answer, newest first (dated.py)
+    conflict: bool = False  # another article gives a different figure for the same date
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer's part of the search JSON (DESIGN.md)."""
+        return {
+            "text": self.text,
+            "sentence": self.sentence,
+            "doc_id": self.doc_id,
+            "start": self.start,
+            "end": self.end,
+            "sentence_start": self.sentence_start,
+            "sentence_end": self.sentence_end,
+            "page": self.page,
+            "number": number_of(self.text),
+            "as_of": self.as_of,
+            "as_of_from": self.as_of_from,
+            "conflict": self.conflict,
+            "others": [
+                {
+                    "text": o.text, "number": number_of(o.text), "as_of": o.as_of, "as_of_from": o.as_of_from, "doc_id": o.doc_id,
+                    "title": o.title, "start": o.start, "end": o.end, "sentence": o.sentence,
+                    "sentence_start": o.sentence_start, "sentence_end": o.sentence_end, "page": o.page,
+                    "confidence": round(o.confidence, 4),
+                }  # fmt: skip
+                for o in self.others
+            ],
+        }
 
 
 @dataclass(frozen=True)
@@ -91,18 +125,7 @@ class SearchResult:
             "read_as": self.read_as or self.query,
             "answerable": self.answerable,
             "confidence": round(self.confidence, 4),
-            "answer": None
-            if a is None
-            else {
-                "text": a.text,
-                "sentence": a.sentence,
-                "doc_id": a.doc_id,
-                "start": a.start,
-                "end": a.end,
-                "sentence_start": a.sentence_start,
-                "sentence_end": a.sentence_end,
-                "page": a.page,
-            },
+            "answer": None if a is None else a.to_dict(),
             "results": [
                 {
                     "rank": p.rank,
@@ -110,6 +133,7 @@ class SearchResult:
                     "doc_id": p.chunk.doc_id,
                     "title": p.article.title,
                     "source": p.article.source,
+                    "url": p.article.url or None,
                     "date": p.article.date,
                     "text": p.chunk.text,
                     "start": p.chunk.start,
@@ -271,6 +295,9 @@ class Searcher:
         timings["rank"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         answer, confidence = self.answer(r, passages, timings=timings)
+        if answer is not None:
+            answer = self.dated(r, passages, replace(answer, confidence=confidence))
+            confidence = answer.confidence
         timings["answer"] = (time.perf_counter() - t) * 1000
         if sort == "date":
             passages = _newest_first(passages)
@@ -329,14 +356,14 @@ class Searcher:
         return tuple(out)
 
     def answer_sentences(
-        self, r: Ranked, passages: tuple[Passage, ...]
+        self, r: Ranked, passages: tuple[Passage, ...], limit: int = ANSWER_PASSAGES
     ) -> tuple[list[tuple[Span, Passage]], np.ndarray]:
-        """The sentences of the top passages that may hold the answer, and their features."""
+        """The sentences of the top `limit` passages that may hold the answer, and their features."""
         view = r.candidates.view
         seen: set[tuple[str, int]] = set()
         cands: list[tuple[Span, Passage]] = []
         rows = []
-        for p in passages[:ANSWER_PASSAGES]:
+        for p in passages[:limit]:
             d = view.doc_number[p.chunk.doc_id]
             for s in p.chunk.sentences:
                 if (p.chunk.doc_id, s.start) in seen:
@@ -406,12 +433,63 @@ class Searcher:
         pick = int(np.argmax(products))
         best, span = read[pick], found[pick]
         sent, top = cands[best]
-        a, b = (span.start, span.end) if span is not None else (sent.start, sent.end)
-        answer = AnswerSpan(
-            sent.text[a - sent.start : b - sent.start], sent.text, top.chunk.doc_id,
-            a, b, sent.start, sent.end, top.article.page_at(a),
-        )  # fmt: skip
+        answer = _answer_span(sent, top, span)
         return answer, self.confidence_features(r, passages, x[best], float(probs[best]), answers[pick])
+
+    def dated(self, r: Ranked, passages: tuple[Passage, ...], answer: AnswerSpan) -> AnswerSpan:
+        """The answer with the date its figure holds for and, for a question after a figure, the
+        answers other articles among the passages give: the newest (or the one for the time the
+        question names) is the answer, the others beside it (dated.py)."""
+        q = r.query
+        answer = _with_as_of(answer, passages)
+        if q.comparative or q.kind not in FIGURE_KINDS or answer.confidence < self.models.threshold:
+            return answer
+        view = r.candidates.view
+        others = {
+            p.chunk.doc_id
+            for p in passages
+            if p.chunk.doc_id != answer.doc_id
+            and (not q.provinces or q.provinces & view.doc_provinces[view.doc_number[p.chunk.doc_id]])
+        }
+        if not others:
+            return answer
+        # The selector's view of every shown passage's sentences: each other article's likeliest
+        # sentence is read if it holds a number and the selector rates it at least half as well as
+        # the answer's own (a weaker one would answer another question); one reader run for all.
+        cands, x = self.answer_sentences(r, passages, len(passages))
+        probs = self.models.sentence.proba(x)
+        own = next(
+            (float(probs[i]) for i, (s, p) in enumerate(cands)
+             if p.chunk.doc_id == answer.doc_id and s.start == answer.sentence_start),
+            0.0,
+        )  # fmt: skip
+        picks: dict[str, int] = {}
+        for i in np.argsort(-probs, kind="stable").tolist():
+            s, p = cands[i]
+            if p.chunk.doc_id in others and p.chunk.doc_id not in picks and _DIGIT.search(s.text):
+                if probs[i] < own / 2:
+                    break
+                picks[p.chunk.doc_id] = i
+        if not picks:
+            return answer
+        read = list(picks.values())
+        texts = [Text(cands[i][0].text, cands[i][0].start) for i in read]
+        found = self.embedder.read([(q.marked, texts)])[0]
+        every = [answer]
+        for i, f in zip(read, found):
+            if f is None:
+                continue
+            prob = float(sigmoid(f.answers))
+            features = self.confidence_features(r, passages, x[i], float(probs[i]), prob)
+            confidence = float(self.models.confidence.proba(features)[0])
+            if confidence >= self.models.threshold:
+                got = _answer_span(*cands[i], f)
+                every.append(_with_as_of(replace(got, confidence=confidence), passages))
+        if len(every) == 1:
+            return answer
+        pick = choose(every, q.asked_time)
+        rest = tuple(every[i] for i in newest_first(every) if i != pick)
+        return replace(every[pick], others=rest, conflict=conflict(every, pick))
 
     def confidence_features(
         self, r: Ranked, passages: tuple[Passage, ...], sentence_x: np.ndarray, sentence_prob: float,
@@ -440,6 +518,32 @@ class Searcher:
             "province_mismatch": float(bool(q.provinces) and not (q.provinces & view.doc_provinces[d])),
         }
         return np.array([[values[f] for f in CONFIDENCE_FEATURES]], np.float32)
+
+
+_DIGIT = re.compile(r"\d")
+
+
+def _answer_span(sent: Span, p: Passage, span: Found | None) -> AnswerSpan:
+    """The reader's span in `sent` (the whole sentence when it found none) as an answer."""
+    a, b = (span.start, span.end) if span is not None else (sent.start, sent.end)
+    return AnswerSpan(
+        sent.text[a - sent.start : b - sent.start], sent.text, p.chunk.doc_id,
+        a, b, sent.start, sent.end, p.article.page_at(a), title=p.article.title,
+    )  # fmt: skip
+
+
+def _with_as_of(answer: AnswerSpan, passages: tuple[Passage, ...]) -> AnswerSpan:
+    """`answer` with the date its figure holds for, read as `compare` reads a row's."""
+    p = next(
+        (p for p in passages
+         if p.chunk.doc_id == answer.doc_id and p.chunk.start <= answer.sentence_start < p.chunk.end),
+        None,
+    )  # fmt: skip
+    if p is None:  # not read from the passages (compare's own reading): dated there
+        return answer
+    sent = Span(answer.sentence_start, answer.sentence_end, answer.sentence)
+    when, source = as_of_in(p.chunk, sent, answer.start, p.article.date)
+    return replace(answer, as_of=when, as_of_from=source if when else None)
 
 
 @dataclass(eq=False)

@@ -57,7 +57,7 @@ IVF_LISTS = 1024
 _POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="de06qa-milvus")
 # A build refreshes its lock this often; a lock not refreshed for LOCK_TTL_S is a dead build's.
 LOCK_BEAT_S, LOCK_TTL_S = 10.0, 60.0
-_ARTICLE_KEYS = ("source", "title", "date", "content_hash", "file", "lead_title")
+_ARTICLE_KEYS = ("source", "title", "date", "content_hash", "file", "lead_title", "url")
 _CHUNK_FIELDS = ["pk", "chunk_id", "doc_id", "text", "words", "folded", "info", "doc", "sentvecs"]
 
 
@@ -226,6 +226,7 @@ def _article(doc_id: str, meta: dict[str, Any], text: str = "") -> Article:
         pages=tuple(meta.get("pages", ())),
         file=meta.get("file", ""),
         lead_title=meta.get("lead_title", ""),
+        url=meta.get("url") or "",
     )
 
 

@@ -24,6 +24,7 @@ class Extracted:
     paged: bool = False
     title: str | None = None
     date: str | None = None  # ISO yyyy-mm-dd
+    url: str | None = None  # a web page's address (its canonical link, or where `de06qa fetch` got it)
 
 
 # Suffix -> (module of this package, its function). The parsing libraries are imported on first

@@ -37,8 +37,10 @@ def extract(data: bytes) -> Extracted:
         raise DecodeError("no article text found in the page (menus and links only?)")
     date = getattr(doc, "date", None)
     title = getattr(doc, "title", None)
+    url = getattr(doc, "url", None)  # the page's canonical link or og:url
     return Extracted(
         (nfc(text),),
         title=nfc(title).strip() if title else None,
         date=date if isinstance(date, str) and _ISO.match(date) else None,
+        url=url if isinstance(url, str) and url.startswith(("http://", "https://")) else None,
     )

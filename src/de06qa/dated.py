@@ -1,0 +1,104 @@
+"""Which of several dated answers to give: in an archive a figure is reported many times, and the
+article most like the question is often an old one.
+
+Given the answers that different articles give to one question (each with the date its figure
+holds for, `figures.as_of_in`), the answer is the newest one, or, for a question that names a time,
+the one for that time (else the closest before it); the rest are listed newest first, and two that
+give different figures for the same date are a conflict, said rather than settled.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date
+from typing import Protocol
+
+from de06qa.figures import NUM, CUED, AsOf, parse_number
+
+# The kinds of question whose answer is a figure that changes over time (query.Query.kind).
+FIGURE_KINDS = frozenset({"count", "percent", "money", "rank", "duration"})
+
+
+class Dated(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def as_of(self) -> str | None: ...
+    @property
+    def confidence(self) -> float: ...
+
+
+def last_day(when: str) -> date:
+    return AsOf(when, 0, CUED).last_day
+
+
+def _within(when: str, asked: str) -> bool:
+    """Whether a date of any precision falls in the period the question asked for ("2023-06-30"
+    in "2023", "2023-06" in "2023-06")."""
+    return when.startswith(asked) or (len(asked) > len(when) and asked.startswith(when))
+
+
+def choose(answers: Sequence[Dated], asked: str | None) -> int:
+    """The index of the answer to give: the newest; for a question naming a time, the latest within
+    that period, else the latest before it. answers[0] is the one the reader likes best: it wins
+    ties, and stays when it is undated (nothing says it is older) or nothing fits the time asked."""
+    best = answers[0]
+    if best.as_of is None:
+        return 0
+    dated = [i for i, a in enumerate(answers) if a.as_of is not None]
+
+    def strength(i: int) -> tuple[date, bool, float]:
+        # latest date first; then the reader's first choice; then the more confident
+        return last_day(answers[i].as_of or ""), i == 0, answers[i].confidence
+
+    if asked is not None:
+        # the figure for the period asked is its latest within it ("năm 2023": as of its end)
+        within = [i for i in dated if _within(answers[i].as_of or "", asked)]
+        if within:
+            return max(within, key=strength)
+        before = [i for i in dated if last_day(answers[i].as_of or "") <= last_day(asked)]
+        return max(before, key=strength) if before else 0
+    return max(dated, key=strength)
+
+
+def figures_of(text: str) -> tuple[float, ...]:
+    """The numbers an answer's text gives ("1.214 dịch vụ" → (1214.0,)), to tell whether two
+    answers agree."""
+    out = []
+    for m in re.finditer(NUM, text):
+        try:
+            out.append(parse_number(m.group()))
+        except ValueError:
+            continue
+    return tuple(out)
+
+
+def conflict(answers: Sequence[Dated], chosen: int) -> bool:
+    """Whether another answer gives a different figure for the chosen answer's date."""
+    a = answers[chosen]
+    if a.as_of is None:
+        return False
+    mine = figures_of(a.text)
+    return any(
+        b.as_of == a.as_of and figures_of(b.text) != mine for i, b in enumerate(answers) if i != chosen
+    )
+
+
+def newest_first(answers: Sequence[Dated]) -> list[int]:
+    """Indices of `answers`, newest first, undated last (each group in the given order)."""
+    return sorted(
+        range(len(answers)),
+        key=lambda i: (answers[i].as_of is None, -last_day(answers[i].as_of).toordinal() if answers[i].as_of else 0),
+    )
+
+
+def number_of(text: str) -> float | None:
+    """The answer's figure as a number (its first), for a chart; None when it holds none."""
+    got = figures_of(text)
+    return got[0] if got else None
+
+
+def shown(when: str | None) -> str:
+    """An ISO date as Vietnamese readers write it: "03/12/2023", "12/2023", "2023"."""
+    return "/".join(reversed(when.split("-"))) if when else ""
