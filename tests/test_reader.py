@@ -181,3 +181,45 @@ def test_int8_keeps_an_outlier_channel_in_fp32(tmp_path):
     assert err["split"] < err["plain"] / 3, err
     with pytest.raises(ModelUnavailable, match="refit them"):
         quantise(tmp_path / "fp32.onnx", tmp_path / "bad.onnx", {"other/MatMul": [1]})
+
+
+def test_lower_layer_deltas_merge_into_the_exported_reader(tmp_path):
+    """A reader with low-rank deltas on its lower layers (fit_reader's full fit): saved, loaded and
+    exported to ONNX with the deltas merged into the base matrices, it computes what it trained."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    import onnxruntime as ort
+
+    from de06qa.reader.model import LowRank, export, fresh_top, load_top, save_top
+
+    torch.manual_seed(0)
+    config = transformers.XLMRobertaConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=64, pad_token_id=1,
+    )  # fmt: skip
+    transformers.XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(tmp_path / "base")
+    top = fresh_top(tmp_path / "base", tuned=1, low_rank=2, rank=4)
+    deltas = [m for m in top.lower.modules() if isinstance(m, LowRank)]
+    assert len(deltas) == 2 * 6  # every matrix of the two lower layers
+    with torch.no_grad():
+        for m in deltas:
+            m.up.normal_(0, 0.05)  # as if trained
+    trained = {n for n, p in top.named_parameters() if p.requires_grad}
+    assert all(".base." not in n and "LayerNorm" not in n for n in trained if n.startswith("lower."))
+    save_top(top.eval(), tmp_path / "r.safetensors", {"version": "test"})
+    loaded = load_top(tmp_path / "base", tmp_path / "r.safetensors")
+    assert len(loaded.lower) == 2 and len(loaded.layers) == 1
+    export(tmp_path / "base", tmp_path / "r.safetensors", tmp_path / "r.onnx")
+    ids = torch.tensor([[0, 5, 6, 2, 2, 7, 8, 9, 2]])
+    mask = torch.ones_like(ids)
+    base = transformers.XLMRobertaModel.from_pretrained(tmp_path / "base", add_pooling_layer=False).eval()
+    with torch.inference_mode():
+        h = base.embeddings(input_ids=ids)
+        start, _, answers = loaded(h, mask)
+        # the same layers with zero deltas: the deltas change what the lower layers compute
+        zero = fresh_top(tmp_path / "base", tuned=1, low_rank=2, rank=4).eval()
+        zero.layers.load_state_dict(loaded.layers.state_dict())
+        assert not torch.allclose(loaded.states(h, mask), zero.states(h, mask), atol=1e-3)
+    feed = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+    got = ort.InferenceSession(str(tmp_path / "r.onnx")).run(None, feed)
+    assert np.abs(got[0] - start.numpy()).max() < 1e-4 and np.abs(got[2] - answers.numpy()).max() < 1e-4
