@@ -86,7 +86,7 @@ def test_json_contract_keys(real_searcher):
         "comparative",
         "timings_ms",
     }
-    assert {"text", "sentence", "doc_id", "start", "end"} <= set(d["answer"])
+    assert {"text", "sentence", "doc_id", "start", "end", "as_of", "as_of_from", "others", "conflict"} <= set(d["answer"])
     assert d["answer"]["text"] == "Trần Ngọc Tam"
     assert set(d["results"][0]) == {
         "rank",
@@ -94,6 +94,7 @@ def test_json_contract_keys(real_searcher):
         "doc_id",
         "title",
         "source",
+        "url",
         "date",
         "text",
         "start",
@@ -102,6 +103,7 @@ def test_json_contract_keys(real_searcher):
         "score",
         "scores",
     }
+    assert d["results"][0]["url"] is None  # a file, not a fetched page
     assert d["results"][0]["page"] is None and d["answer"]["page"] is None  # .txt has no pages
     assert d["results"][0]["date"] == "2023-04-19"
     assert d["timings_ms"]["total"] > 0
