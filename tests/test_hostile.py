@@ -180,3 +180,23 @@ def test_cli_full_disk_is_one_line_and_exit_2(real_settings, tiny_disk):
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: the disk holding") and "is full" in last and "Traceback" not in r.stderr
     assert shutil.disk_usage(tiny_disk).used < 100_000  # the half-written folder was removed
+
+
+def test_a_file_name_that_is_not_utf8_is_indexed_under_a_readable_escaped_name(tmp_path):
+    """Bytes from another system's archive in a file name: the article is indexed, its id and
+    source show the bytes as \\xNN, and the index is written (no UnicodeEncodeError)."""
+    from de06qa.search import Searcher
+
+    src = tmp_path / "src"
+    src.mkdir()
+    name = os.fsdecode(b"b\xe1o-c\xe1o.txt")  # Latin-1 "báo-cáo": not UTF-8
+    (src / name).write_text("Hà Giang: báo cáo\n\nTỉnh Hà Giang có 665 dịch vụ công toàn trình.\n", "utf-8")
+    (src / os.fsdecode(b"\xff.pdf")).write_bytes(b"not a pdf")
+    settings = store_settings(tmp_path / "index")
+    summary = build_index(settings, src, FakeEmbedder())
+    assert summary.documents == 1
+    assert [(Path(s.path).name, bool(s.reason)) for s in summary.skipped] == [("\\xff.pdf", True)]
+    s = Searcher.open(settings, FakeEmbedder())
+    [article] = s.backend.data.articles.values()
+    assert article.doc_id == "b\\xe1o-c\\xe1o" and article.source.endswith("b\\xe1o-c\\xe1o.txt")
+    assert s.document(article.doc_id).text.startswith("Hà Giang")

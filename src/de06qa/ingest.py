@@ -229,7 +229,15 @@ def read_article(
             url=url if isinstance(url, str) and url.startswith(("http://", "https://")) else ex.url,
             date=ex.date or (meta.get("date") if isinstance(meta.get("date"), str) else None),
         )
-    return build_article(doc_id or path.stem, source or str(path), ex, str(path.resolve()))
+    return build_article(
+        readable(doc_id or path.stem), readable(source or str(path)), ex, readable(str(path.resolve()))
+    )
+
+
+def readable(name: str) -> str:
+    """A file name as text that can be printed and written anywhere: bytes that are not UTF-8 (a
+    name from another system's archive, kept by Python as lone surrogates) shown as \\xNN."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def sidecar(page: Path) -> Path:
@@ -292,5 +300,5 @@ def read_folder(folder: Path, max_bytes: int | None = None) -> tuple[list[Articl
         try:
             articles.append(read_article(path, max_bytes=max_bytes, doc_id=ids[path]))
         except DecodeError as e:
-            skipped.append(Skipped(str(path), str(e)))
+            skipped.append(Skipped(readable(str(path)), str(e)))
     return articles, skipped
