@@ -260,7 +260,11 @@ def train(args: argparse.Namespace) -> None:
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm)))
     )
     out = args.out or Path(__file__).resolve().parents[1] / "src" / "de06qa" / "models" / READER_FILE
-    meta = {"version": READER_FILE.split("-")[1].split(".")[0], "tuned_layers": str(whole), "reads": "sentences"}
+    meta = {
+        "version": READER_FILE.split("-")[1].split(".")[0],
+        "tuned_layers": str(whole),
+        "reads": "sentences",
+    }
     if tuned > whole:
         meta |= {"low_rank_layers": str(tuned - whole), "rank": str(args.rank)}
     checkpoint = args.work / "checkpoint.pt"
@@ -268,7 +272,9 @@ def train(args: argparse.Namespace) -> None:
     if checkpoint.exists():
         got = torch.load(checkpoint, weights_only=False)
         if got["total"] != total:
-            sys.exit(f"{checkpoint} is of a fit of {got['total']} steps, not {total}: remove it to start anew")
+            sys.exit(
+                f"{checkpoint} is of a fit of {got['total']} steps, not {total}: remove it to start anew"
+            )
         top.load_state_dict(got["model"])
         opt.load_state_dict(got["opt"])
         sched.load_state_dict(got["sched"])

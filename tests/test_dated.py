@@ -177,12 +177,16 @@ def test_the_page_shows_the_date_and_the_figures_over_time(archive, tmp_path):
            "DE06QA_INDEX_DIR": str(archive.settings.index_dir)}  # fmt: skip
     proc, base = start_server(env)
     try:
-        dom = chromium("--dump-dom", f"{base}/?q={quote(dc.question('Lào Cai', dc.ACCOUNTS))}", tmp=tmp_path / "a")
+        dom = chromium(
+            "--dump-dom", f"{base}/?q={quote(dc.question('Lào Cai', dc.ACCOUNTS))}", tmp=tmp_path / "a"
+        )
         card = dom[dom.index('id="answer"') :]
         assert 'class="figure">421.870' in card and "Tính đến 30/06/2024" in card
         over = card[card.index('id="over-time"') :]
         chart = over[over.index('id="over-time-chart"') : over.index("</svg>")]
-        bars = re.findall(r'<a href="([^"]+)"[^>]*><text[^>]*>([^<]+)</text><rect [^>]*width="([\d.]+)"', chart)
+        bars = re.findall(
+            r'<a href="([^"]+)"[^>]*><text[^>]*>([^<]+)</text><rect [^>]*width="([\d.]+)"', chart
+        )
         assert [d for _, d, _ in bars] == ["15/03/2023", "31/12/2023", "30/06/2024"]
         widths = [float(w) for _, _, w in bars]
         assert widths == sorted(widths)  # the figure grew
@@ -193,7 +197,9 @@ def test_the_page_shows_the_date_and_the_figures_over_time(archive, tmp_path):
         assert article.split('id="passage">', 1)[1].startswith("Tính đến ngày 15/3/2023")
         assert "<mark>180.512" in article
         # two points: the list without a chart
-        dom = chromium("--dump-dom", f"{base}/?q={quote(dc.question('Bình Định', dc.SERVICES))}", tmp=tmp_path / "c")
+        dom = chromium(
+            "--dump-dom", f"{base}/?q={quote(dc.question('Bình Định', dc.SERVICES))}", tmp=tmp_path / "c"
+        )
         card = dom[dom.index('id="answer"') :]
         assert 'id="over-time"' in card and 'id="over-time-chart"' not in card
     finally:

@@ -34,19 +34,23 @@ bảo đảm người dân được hưởng lợi từ dữ liệu dân cư và
 
 PAGES = {
     "/tin/ha-giang.html": page(
-        "Hà Giang đẩy mạnh dịch vụ công toàn trình", "2024-03-05",
+        "Hà Giang đẩy mạnh dịch vụ công toàn trình",
+        "2024-03-05",
         "Tính đến ngày 29/2/2024, tỉnh Hà Giang có 702 dịch vụ công trực tuyến toàn trình, tăng 37 dịch vụ so với cuối năm 2023.",
     ),
     "/tin/son-la.html": page(
-        "Sơn La kích hoạt tài khoản định danh điện tử", "2024-04-10",
+        "Sơn La kích hoạt tài khoản định danh điện tử",
+        "2024-04-10",
         "Đến hết tháng 3/2024, Sơn La đã kích hoạt 401.233 tài khoản định danh điện tử mức độ 2 cho người dân.",
     ),
     "/tin/bac-kan.html": page(
-        "Bắc Kạn số hóa hồ sơ thủ tục hành chính", "2024-05-20",
+        "Bắc Kạn số hóa hồ sơ thủ tục hành chính",
+        "2024-05-20",
         "Tỉnh Bắc Kạn đã số hóa 91% hồ sơ, kết quả giải quyết thủ tục hành chính trong 4 tháng đầu năm 2024.",
     ),
     "/tin/flaky.html": page(
-        "Cao Bằng cấp căn cước", "2024-06-01",
+        "Cao Bằng cấp căn cước",
+        "2024-06-01",
         "Cao Bằng đã cấp 350.120 thẻ căn cước cho công dân trên địa bàn tỉnh tính đến ngày 31/5/2024.",
     ),
 }
@@ -78,7 +82,7 @@ class Site:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 site.requests.append((self.path, time.monotonic(), dict(self.headers)))
                 host = self.headers["Host"].encode()
                 p = self.path
@@ -102,11 +106,14 @@ class Site:
                     if site.flaky == 1:
                         return self.send(503, "text/plain", b"busy", {"Retry-After": "0"})
                 if p == "/tin/ha-giang.html" and (
-                    self.headers.get("If-None-Match") == ETAG or self.headers.get("If-Modified-Since") == LAST_MODIFIED
+                    self.headers.get("If-None-Match") == ETAG
+                    or self.headers.get("If-Modified-Since") == LAST_MODIFIED
                 ):
                     return self.send(304, "", b"")
                 if p in PAGES:
-                    extra = {"ETag": ETAG, "Last-Modified": LAST_MODIFIED} if p == "/tin/ha-giang.html" else {}
+                    extra = (
+                        {"ETag": ETAG, "Last-Modified": LAST_MODIFIED} if p == "/tin/ha-giang.html" else {}
+                    )
                     return self.send(200, "text/html; charset=utf-8", PAGES[p], extra)
                 return self.send(404, "text/plain", b"not found")
 
@@ -146,7 +153,9 @@ def test_feeds_sitemaps_robots_and_failures(site: Site, tmp_path: Path):
     into = tmp_path / "web"
     b = site.base
     urls = tmp_path / "urls.txt"
-    urls.write_text(f"# sources\n{b}/atom.xml\n{b}/tin/anh.png\n{b}/tin/slow.html\n{b}/rss.xml  # listed twice\n")
+    urls.write_text(
+        f"# sources\n{b}/atom.xml\n{b}/tin/anh.png\n{b}/tin/slow.html\n{b}/rss.xml  # listed twice\n"
+    )
     r = fetch(f"{b}/rss.xml", f"{b}/sitemap.xml", "--urls", str(urls), "--into", str(into),
               "--delay", "0.2", "--timeout", "1")  # fmt: skip
     assert r.returncode == 3, r.stderr
@@ -212,7 +221,11 @@ def test_a_refused_connection_and_bad_input_are_one_line(tmp_path: Path):
 def test_fetched_pages_are_indexed_with_their_address_and_date(site: Site, tmp_path: Path, real_settings):
     into = tmp_path / "web"
     assert fetch(f"{site.base}/rss.xml", "--into", str(into), "--delay", "0").returncode == 3  # 404 + robots
-    env = {**os.environ, "DE06QA_CACHE_DIR": str(real_settings.cache_dir), "DE06QA_INDEX_DIR": str(tmp_path / "idx")}
+    env = {
+        **os.environ,
+        "DE06QA_CACHE_DIR": str(real_settings.cache_dir),
+        "DE06QA_INDEX_DIR": str(tmp_path / "idx"),
+    }
     r = subprocess.run([EXE, "index", str(into)], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     r = subprocess.run([EXE, "ask", "--json", "Sơn La đã kích hoạt bao nhiêu tài khoản định danh điện tử?"],

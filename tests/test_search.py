@@ -86,7 +86,9 @@ def test_json_contract_keys(real_searcher):
         "comparative",
         "timings_ms",
     }
-    assert {"text", "sentence", "doc_id", "start", "end", "as_of", "as_of_from", "others", "conflict"} <= set(d["answer"])
+    assert {"text", "sentence", "doc_id", "start", "end", "as_of", "as_of_from", "others", "conflict"} <= set(
+        d["answer"]
+    )
     assert d["answer"]["text"] == "Trần Ngọc Tam"
     assert set(d["results"][0]) == {
         "rank",

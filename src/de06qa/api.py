@@ -155,7 +155,9 @@ class ResultOut(BaseModel):
     doc_id: str
     title: str
     source: str
-    url: str | None = Field(description="The web page's address, for an article `de06qa fetch` saved (else its canonical link, or null)")
+    url: str | None = Field(
+        description="The web page's address, for an article `de06qa fetch` saved (else its canonical link, or null)"
+    )
     date: str | None
     text: str
     start: int = Field(description="Offset of the passage in the text GET /documents/{doc_id} returns")

@@ -254,7 +254,9 @@ def fetch(
     into: Annotated[Path, typer.Option("--into", metavar="FOLDER", help="Where the pages are saved")],
     urls: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[URL]...", help="Article pages, RSS/Atom feeds or sitemaps (sitemap indexes followed)"),
+        typer.Argument(
+            metavar="[URL]...", help="Article pages, RSS/Atom feeds or sitemaps (sitemap indexes followed)"
+        ),
     ] = None,
     urls_file: Annotated[
         Path | None, typer.Option("--urls", metavar="FILE", help="More URLs, one a line (# starts a comment)")
@@ -286,7 +288,9 @@ def fetch(
         try:
             lines = urls_file.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
-            raise BadQuery(f"cannot read the URL list {urls_file} ({getattr(e, 'strerror', None) or e})") from e
+            raise BadQuery(
+                f"cannot read the URL list {urls_file} ({getattr(e, 'strerror', None) or e})"
+            ) from e
         given += [x.split("#", 1)[0].strip() for x in lines if x.split("#", 1)[0].strip()]
     if not given:
         raise BadQuery("no URL given; pass article, feed or sitemap URLs, or --urls FILE")
@@ -366,7 +370,8 @@ def _print_result(d: dict) -> None:  # type: ignore[type-arg]
                 date = f"{shown(o['as_of'])}{_FROM[o['as_of_from']]}" if o["as_of"] else "undated"
                 _say(
                     Text.assemble(
-                        (o["text"], "bold"), f"  ({date}) · {o['title'] or o['doc_id']} ",
+                        (o["text"], "bold"),
+                        f"  ({date}) · {o['title'] or o['doc_id']} ",
                         (f"chars {o['start']}–{o['end']}", "dim"),
                     ),
                     indent=2,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Protocol
 
-from de06qa.figures import NUM, CUED, AsOf, parse_number
+from de06qa.figures import CUED, NUM, AsOf, parse_number
 
 # The kinds of question whose answer is a figure that changes over time (query.Query.kind).
 FIGURE_KINDS = frozenset({"count", "percent", "money", "rank", "duration"})
@@ -87,10 +87,12 @@ def conflict(answers: Sequence[Dated], chosen: int) -> bool:
 
 def newest_first(answers: Sequence[Dated]) -> list[int]:
     """Indices of `answers`, newest first, undated last (each group in the given order)."""
-    return sorted(
-        range(len(answers)),
-        key=lambda i: (answers[i].as_of is None, -last_day(answers[i].as_of).toordinal() if answers[i].as_of else 0),
-    )
+
+    def key(i: int) -> tuple[bool, int]:
+        when = answers[i].as_of
+        return when is None, -last_day(when).toordinal() if when else 0
+
+    return sorted(range(len(answers)), key=key)
 
 
 def number_of(text: str) -> float | None:

@@ -202,10 +202,11 @@ class Fetcher:
                 _, _, body, _, _ = self._get(origin + "/robots.txt", {})
                 rp.parse(body.decode("utf-8", "replace").splitlines())
             except Skip as e:
+                # robotparser's own flags for "no file" and "server failed" (as its read() sets them)
                 if str(e).startswith("HTTP 4"):
-                    rp.allow_all = True
+                    rp.allow_all = True  # type: ignore[attr-defined]
                 elif str(e).startswith("HTTP"):
-                    rp.disallow_all = True
+                    rp.disallow_all = True  # type: ignore[attr-defined]
                 else:
                     self.down[origin] = str(e)
                     raise
@@ -218,7 +219,9 @@ class Fetcher:
         from lxml import etree
 
         try:
-            root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False))
+            root = etree.fromstring(
+                body, etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+            )
         except etree.XMLSyntaxError as e:
             raise Skip(f"not a feed or sitemap (XML error: {e})") from None
         tag = etree.QName(root).localname
@@ -229,7 +232,8 @@ class Fetcher:
             links = [
                 x.get("href", "")
                 for x in root.iter("{*}link")
-                if etree.QName(x.getparent()).localname == "entry" and x.get("rel", "alternate") == "alternate"
+                if etree.QName(x.getparent()).localname == "entry"
+                and x.get("rel", "alternate") == "alternate"
             ]
         elif tag in ("urlset", "sitemapindex"):
             links = [(x.text or "").strip() for x in root.iter("{*}loc")]
@@ -251,7 +255,10 @@ class Fetcher:
         }
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            for target, data in ((path, body), (sidecar(path), json.dumps(meta, ensure_ascii=False, indent=1).encode())):
+            for target, data in (
+                (path, body),
+                (sidecar(path), json.dumps(meta, ensure_ascii=False, indent=1).encode()),
+            ):
                 tmp = target.with_name(f".{target.name}.part")
                 try:
                     tmp.write_bytes(data)
@@ -260,7 +267,9 @@ class Fetcher:
                     tmp.unlink(missing_ok=True)
         except OSError as e:
             # the run stops: every later page would fail the same way
-            raise CannotSave(f"cannot save {url} into {path.parent} ({e.strerror}); check the folder and free space") from e
+            raise CannotSave(
+                f"cannot save {url} into {path.parent} ({e.strerror}); check the folder and free space"
+            ) from e
         return Saved(url, path, title, date)
 
 
@@ -286,7 +295,7 @@ def _backoff(retry_after: str | None, attempt: int) -> float:
             return max(0.0, min((when - datetime.now(UTC)).total_seconds(), MAX_BACKOFF))
         except (TypeError, ValueError):
             pass
-    return min(0.5 * 2**attempt, MAX_BACKOFF)
+    return min(0.5 * 2.0**attempt, MAX_BACKOFF)
 
 
 def _reason(e: Exception) -> str:

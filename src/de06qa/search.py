@@ -19,9 +19,9 @@ from de06qa.accents import with_marks
 from de06qa.backends import Backend, Candidates
 from de06qa.config import Settings
 from de06qa.corpus import CorpusView
+from de06qa.dated import FIGURE_KINDS, choose, conflict, newest_first, number_of
 from de06qa.documents import Article, Chunk, Span
 from de06qa.embedding import Embedder
-from de06qa.dated import FIGURE_KINDS, choose, conflict, newest_first, number_of
 from de06qa.errors import BadQuery
 from de06qa.figures import as_of_in
 from de06qa.filters import SORTS, Filters
@@ -92,11 +92,20 @@ class AnswerSpan:
             "conflict": self.conflict,
             "others": [
                 {
-                    "text": o.text, "number": number_of(o.text), "as_of": o.as_of, "as_of_from": o.as_of_from, "doc_id": o.doc_id,
-                    "title": o.title, "start": o.start, "end": o.end, "sentence": o.sentence,
-                    "sentence_start": o.sentence_start, "sentence_end": o.sentence_end, "page": o.page,
+                    "text": o.text,
+                    "number": number_of(o.text),
+                    "as_of": o.as_of,
+                    "as_of_from": o.as_of_from,
+                    "doc_id": o.doc_id,
+                    "title": o.title,
+                    "start": o.start,
+                    "end": o.end,
+                    "sentence": o.sentence,
+                    "sentence_start": o.sentence_start,
+                    "sentence_end": o.sentence_end,
+                    "page": o.page,
                     "confidence": round(o.confidence, 4),
-                }  # fmt: skip
+                }
                 for o in self.others
             ],
         }

@@ -46,7 +46,7 @@ class LowRank(nn.Module):
 def with_low_rank(layer: nn.Module, rank: int) -> nn.Module:
     """`layer` frozen, each of its matrices given a LowRank delta."""
     layer.requires_grad_(False)
-    for name, child in list(layer.named_modules()):
+    for child in list(layer.modules()):
         for attr, sub in list(child.named_children()):
             if isinstance(sub, nn.Linear):
                 setattr(child, attr, LowRank(sub, rank))
@@ -106,7 +106,11 @@ def load_base(folder: str | Path, layers: int | None = None, attention: str = "e
 
 
 def fresh_top(
-    folder: str | Path, tuned: int = TUNED_LAYERS, attention: str = "eager", low_rank: int = 0, rank: int = RANK
+    folder: str | Path,
+    tuned: int = TUNED_LAYERS,
+    attention: str = "eager",
+    low_rank: int = 0,
+    rank: int = RANK,
 ) -> ReaderTop:
     """A top to tune: the base model's own top `tuned` layers, the `low_rank` layers below them
     with zero deltas of rank `rank`, new heads (`attention="sdpa"` trains faster; the export uses
@@ -154,10 +158,10 @@ def save_top(top: ReaderTop, path: Path, meta: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {}
-    for k, v in top.named_parameters():
-        if not v.requires_grad:
+    for k, param in top.named_parameters():
+        if not param.requires_grad:
             continue
-        v = v.detach().float()
+        v = param.detach().float()
         if v.dim() == 2 and not k.endswith((".up", ".down")):
             scale = (v.abs().amax(dim=1, keepdim=True) / 127.0).clamp(min=1e-12)
             tensors[f"{k}.q8"] = torch.round(v / scale).to(torch.int8).contiguous()
