@@ -31,8 +31,8 @@ from de06qa.reader.windows import UnitTokens, Window, batch, best_span, units, w
 
 log = logging.getLogger(__name__)
 
-READER_FILE = "reader-v2.safetensors"
-INT8_FILE = "reader-v2-int8.json"  # the input channels the int8 file keeps in fp32 (reader/int8.py)
+READER_FILE = "reader-v3.safetensors"
+INT8_FILE = "reader-v3-int8.json"  # the input channels the int8 file keeps in fp32 (reader/int8.py)
 BATCH = 16
 
 
