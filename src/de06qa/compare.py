@@ -305,14 +305,17 @@ def _figure(s: Span, q: Query, kind: str, weights: dict[str, float]) -> Figure |
 
 
 def _names_indicator(fig: Figure, sentence: str, weights: dict[str, float]) -> float:
-    """How much of the indicator the figure's own clause names, idf-weighted: the words after it
-    up to the next punctuation ("665 dịch vụ công toàn trình" counts what "dịch vụ công toàn trình"
-    asks for; "25 dịch vụ công thiết yếu" less), and at half weight the words before it in its
-    clause ("cấp căn cước công dân gắn chip cho 1.306.180 trường hợp")."""
+    """How much of the indicator the figure's own noun phrase names, idf-weighted: the words right
+    after it, up to the next punctuation and no further than the indicator's length and two
+    modifiers ("665 dịch vụ công toàn trình" counts what "dịch vụ công toàn trình" asks for; "23/25
+    dịch vụ công thiết yếu đã được thực hiện toàn trình" less: its "toàn trình" is another
+    clause's), and at half weight the words before it in its clause ("cấp căn cước công dân gắn
+    chip cho 1.306.180 trường hợp")."""
     total = sum(weights.values())
     if not total:
         return 0.0
-    after = re.split(r"[,;:.()!?]|\d", sentence[fig.end :], maxsplit=1)[0]
+    clause = re.split(r"[,;:.()!?]|\d", sentence[fig.end :], maxsplit=1)[0]
+    after = " ".join(re.findall(r"\w+", clause)[: len(weights) + 2])
     before = re.split(r"[,;:.()!?]", sentence[: fig.start])[-1]
 
     def cover(text: str) -> float:

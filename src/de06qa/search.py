@@ -463,8 +463,8 @@ class Searcher:
         if not others:
             return answer
         # The selector's view of every shown passage's sentences: each other article's likeliest
-        # sentence is read if it holds a number and the selector rates it at least half as well as
-        # the answer's own (a weaker one would answer another question); one reader run for all.
+        # sentence holding a number is read if the selector rates it at least half as well as the
+        # answer's own (a weaker one would answer another question); one reader run for all.
         cands, x = self.answer_sentences(r, passages, len(passages))
         probs = self.models.sentence.proba(x)
         own = next(
