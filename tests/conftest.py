@@ -111,3 +111,15 @@ def fake_index(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = Settings(cache_dir=root / "cache", index_dir=root / "index", seeds_dir=SEEDS, reload_poll_s=0)
     build_index(settings, SEEDS, FakeEmbedder())
     return settings
+
+
+def searcher_over(write, settings: Settings, embedder, root: Path):  # type: ignore[no-untyped-def]
+    """A searcher over a corpus a test writes (`write(folder)`), indexed under `root`."""
+    from dataclasses import replace
+
+    from de06qa.indexing import build_index
+    from de06qa.search import Searcher
+
+    settings = replace(settings, index_dir=root / "index")
+    build_index(settings, write(root / "corpus"), embedder)
+    return Searcher.open(settings, embedder)

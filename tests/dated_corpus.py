@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests import province_corpus
+
 ACCOUNTS = "tài khoản định danh điện tử"
 SERVICES = "dịch vụ công trực tuyến toàn trình"
 
@@ -102,8 +104,4 @@ def question(province: str, indicator: str, when: str = "") -> str:
 
 
 def write(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, province, published, paragraphs in ARTICLES:
-        title = f"{province}: kết quả thực hiện Đề án 06"
-        (folder / f"{name}.txt").write_text("\n\n".join([title, published, *paragraphs]) + "\n", "utf-8")
-    return folder
+    return province_corpus.write(folder, ARTICLES)

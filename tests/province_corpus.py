@@ -177,9 +177,10 @@ EXPECTED: dict[str, dict[str, tuple[str, float, str]]] = {
 SILENT = {"Điện Biên", "Cao Bằng", "Hà Tĩnh"}
 
 
-def write(folder: Path) -> Path:
+def write(folder: Path, articles: list[tuple[str, str, str, list[str]]] = ARTICLES) -> Path:
+    """(file, province, published, paragraphs) as .txt articles in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, province, published, paragraphs in ARTICLES:
+    for name, province, published, paragraphs in articles:
         title = f"{province}: kết quả thực hiện Đề án 06"
         (folder / f"{name}.txt").write_text("\n\n".join([title, published, *paragraphs]) + "\n", "utf-8")
     return folder

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from de06qa.api import create_app
 from de06qa.compare import compare, indicator_of
 from de06qa.filters import parse_filters
 from tests import province_corpus as pc
+from tests.conftest import searcher_over
 
 pytestmark = pytest.mark.slow
 EXE = str(Path(sys.executable).with_name("de06qa"))
@@ -40,13 +40,7 @@ ROW_KEYS = {
 @pytest.fixture(scope="module")
 def provinces(real_settings, real_embedder, tmp_path_factory):
     """A searcher over the corpus the test writes."""
-    from de06qa.indexing import build_index
-    from de06qa.search import Searcher
-
-    root = tmp_path_factory.mktemp("provinces")
-    settings = replace(real_settings, index_dir=root / "index")
-    build_index(settings, pc.write(root / "corpus"), real_embedder)
-    return Searcher.open(settings, real_embedder)
+    return searcher_over(pc.write, real_settings, real_embedder, tmp_path_factory.mktemp("provinces"))
 
 
 def _table(c) -> dict[str, tuple[str, float, str | None]]:

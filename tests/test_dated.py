@@ -9,7 +9,7 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from de06qa.dated import choose, conflict, newest_first, shown
 from de06qa.figures import time_asked
 from tests import dated_corpus as dc
+from tests.conftest import searcher_over
 
 EXE = str(Path(sys.executable).with_name("de06qa"))
 
@@ -72,13 +73,7 @@ def test_different_figures_for_one_date_are_a_conflict():
 @pytest.fixture(scope="module")
 def archive(real_settings, real_embedder, tmp_path_factory):
     """A searcher over the dated corpus the test writes."""
-    from de06qa.indexing import build_index
-    from de06qa.search import Searcher
-
-    root = tmp_path_factory.mktemp("dated")
-    settings = replace(real_settings, index_dir=root / "index")
-    build_index(settings, dc.write(root / "corpus"), real_embedder)
-    return Searcher.open(settings, real_embedder)
+    return searcher_over(dc.write, real_settings, real_embedder, tmp_path_factory.mktemp("dated"))
 
 
 def _figures(series: list[tuple[str, str]], answer: dict) -> list[tuple[str, str]]:
