@@ -20,7 +20,7 @@ from typing import Any
 from de06qa.answer import content_terms, locate, question_kind
 from de06qa.documents import Span
 from de06qa.errors import BadQuery
-from de06qa.figures import CUED, AsOf, Figure, as_of_in, figure_at
+from de06qa.figures import Figure, as_of_in, figure_at, last_day
 from de06qa.filters import Filters
 from de06qa.gazetteer import NEW_NAME, find_provinces, province_spans
 from de06qa.query import ASKING, SUPERLATIVE, SUPERLATIVE_PAIR, Query
@@ -350,7 +350,7 @@ def _judge(rows: list[Row], by: str, order: str, span_days: int) -> list[Row]:
     kinds = Counter(_comparable(r) for r in rows)
     main = max(kinds, key=lambda k: (kinds[k], k == "count"))
     same = [r for r in rows if _comparable(r) == main]
-    dated = sorted(AsOf(r.as_of, 0, CUED).last_day for r in same if r.as_of)
+    dated = sorted(last_day(r.as_of) for r in same if r.as_of)
     middle = dated[len(dated) // 2] if dated else None  # the bulk's date, not one outlier's
     out = []
     for r in rows:
@@ -363,7 +363,7 @@ def _judge(rows: list[Row], by: str, order: str, span_days: int) -> list[Row]:
         if r.as_of is None:
             notes.append("undated")
         elif middle is not None:
-            gap = (AsOf(r.as_of, 0, CUED).last_day - middle).days
+            gap = (last_day(r.as_of) - middle).days
             if abs(gap) > span_days:
                 months = round(abs(gap) / 30.4)
                 notes.append(f"{months} months {'after' if gap > 0 else 'before'} most figures")

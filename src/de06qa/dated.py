@@ -9,12 +9,11 @@ give different figures for the same date are a conflict, said rather than settle
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import date
 from typing import Protocol
 
-from de06qa.figures import CUED, NUM, AsOf, parse_number
+from de06qa.figures import figure_at, last_day
 
 # The kinds of question whose answer is a figure that changes over time (query.Query.kind).
 FIGURE_KINDS = frozenset({"count", "percent", "money", "rank", "duration"})
@@ -27,10 +26,6 @@ class Dated(Protocol):
     def as_of(self) -> str | None: ...
     @property
     def confidence(self) -> float: ...
-
-
-def last_day(when: str) -> date:
-    return AsOf(when, 0, CUED).last_day
 
 
 def _within(when: str, asked: str) -> bool:
@@ -62,16 +57,11 @@ def choose(answers: Sequence[Dated], asked: str | None) -> int:
     return max(dated, key=strength)
 
 
-def figures_of(text: str) -> tuple[float, ...]:
-    """The numbers an answer's text gives ("1.214 dịch vụ" → (1214.0,)), to tell whether two
-    answers agree."""
-    out = []
-    for m in re.finditer(NUM, text):
-        try:
-            out.append(parse_number(m.group()))
-        except ValueError:
-            continue
-    return tuple(out)
+def number_of(text: str) -> float | None:
+    """The answer's figure as a number, read as `compare` reads a row's (`figures.figure_at`:
+    "hơn 1,2 triệu" is 1 200 000); None when it holds none."""
+    fig = figure_at(text, 0, len(text))
+    return fig.number if fig else None
 
 
 def conflict(answers: Sequence[Dated], chosen: int) -> bool:
@@ -79,10 +69,8 @@ def conflict(answers: Sequence[Dated], chosen: int) -> bool:
     a = answers[chosen]
     if a.as_of is None:
         return False
-    mine = figures_of(a.text)
-    return any(
-        b.as_of == a.as_of and figures_of(b.text) != mine for i, b in enumerate(answers) if i != chosen
-    )
+    mine = number_of(a.text)
+    return any(b.as_of == a.as_of and number_of(b.text) != mine for i, b in enumerate(answers) if i != chosen)
 
 
 def newest_first(answers: Sequence[Dated]) -> list[int]:
@@ -93,12 +81,6 @@ def newest_first(answers: Sequence[Dated]) -> list[int]:
         return when is None, -last_day(when).toordinal() if when else 0
 
     return sorted(range(len(answers)), key=key)
-
-
-def number_of(text: str) -> float | None:
-    """The answer's figure as a number (its first), for a chart; None when it holds none."""
-    got = figures_of(text)
-    return got[0] if got else None
 
 
 def shown(when: str | None) -> str:

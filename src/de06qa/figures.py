@@ -224,12 +224,13 @@ class AsOf:
     start: int  # where in the text it was read (-1 for the article's date)
     strength: int  # CUED, PERIOD or BARE
 
-    @property
-    def last_day(self) -> date:
-        """The period's last day, for comparing dates of different precision."""
-        parts = [int(p) for p in self.when.split("-")]
-        y, m = parts[0], parts[1] if len(parts) > 1 else 12
-        return date(y, m, parts[2] if len(parts) > 2 else calendar.monthrange(y, m)[1])
+
+def last_day(when: str) -> date:
+    """The last day of an ISO date's period ("2023" → 2023-12-31, "2024-02" → 2024-02-29), for
+    comparing dates of different precision."""
+    parts = [int(p) for p in when.split("-")]
+    y, m = parts[0], parts[1] if len(parts) > 1 else 12
+    return date(y, m, parts[2] if len(parts) > 2 else calendar.monthrange(y, m)[1])
 
 
 def _iso(kind: str, g: tuple[str, ...], article: str | None) -> str | None:

@@ -75,8 +75,9 @@ class AnswerSpan:
     others: tuple[AnswerSpan, ...] = ()  # what other articles answer, newest first (dated.py)
     conflict: bool = False  # another article gives a different figure for the same date
 
-    def to_dict(self) -> dict[str, Any]:
-        """The answer's part of the search JSON (DESIGN.md)."""
+    def _cited(self) -> dict[str, Any]:
+        """What the answer and each of its others share in the JSON: the span, its sentence, its
+        figure and date."""
         return {
             "text": self.text,
             "sentence": self.sentence,
@@ -89,24 +90,15 @@ class AnswerSpan:
             "number": number_of(self.text),
             "as_of": self.as_of,
             "as_of_from": self.as_of_from,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer's part of the search JSON (DESIGN.md)."""
+        return {
+            **self._cited(),
             "conflict": self.conflict,
             "others": [
-                {
-                    "text": o.text,
-                    "number": number_of(o.text),
-                    "as_of": o.as_of,
-                    "as_of_from": o.as_of_from,
-                    "doc_id": o.doc_id,
-                    "title": o.title,
-                    "start": o.start,
-                    "end": o.end,
-                    "sentence": o.sentence,
-                    "sentence_start": o.sentence_start,
-                    "sentence_end": o.sentence_end,
-                    "page": o.page,
-                    "confidence": round(o.confidence, 4),
-                }
-                for o in self.others
+                {**o._cited(), "title": o.title, "confidence": round(o.confidence, 4)} for o in self.others
             ],
         }
 
