@@ -291,7 +291,7 @@ def fetch(
             raise BadQuery(
                 f"cannot read the URL list {urls_file} ({getattr(e, 'strerror', None) or e})"
             ) from e
-        given += [x.split("#", 1)[0].strip() for x in lines if x.split("#", 1)[0].strip()]
+        given += [u for x in lines if (u := x.split("#", 1)[0].strip())]
     if not given:
         raise BadQuery("no URL given; pass article, feed or sitemap URLs, or --urls FILE")
     f = Fetcher(into, delay, timeout, int(max_mb * 1e6), retries, say=lambda m: err.print(m, soft_wrap=True))

@@ -222,13 +222,10 @@ def read_article(
         raise DecodeError(f"cannot read ({e.strerror})") from e
     ex = extract(suffix, data)
     meta = page_meta(path) if suffix in (".html", ".htm") else None
-    if meta:  # a page `de06qa fetch` saved: its address, and the date it read when the page has none
-        url = meta.get("url")
-        ex = replace(
-            ex,
-            url=url if isinstance(url, str) and url.startswith(("http://", "https://")) else ex.url,
-            date=ex.date or (meta.get("date") if isinstance(meta.get("date"), str) else None),
-        )
+    url = meta.get("url") if meta else None  # a page `de06qa fetch` saved: the address it came from
+    if isinstance(url, str) and url.startswith(("http://", "https://")):
+        # (its sidecar's date is the one `extract` just read from the same bytes: not read again)
+        ex = replace(ex, url=url)
     return build_article(
         readable(doc_id or path.stem), readable(source or str(path)), ex, readable(str(path.resolve()))
     )
