@@ -43,14 +43,18 @@ class LowRank(nn.Module):
         return self.base
 
 
+def _swap(module: nn.Module, kind: type[nn.Module], make: Any) -> nn.Module:
+    """`module` with each submodule of `kind` (as it holds them now) replaced by `make(it)`."""
+    for child in list(module.modules()):
+        for attr, sub in list(child.named_children()):
+            if isinstance(sub, kind):
+                setattr(child, attr, make(sub))
+    return module
+
+
 def with_low_rank(layer: nn.Module, rank: int) -> nn.Module:
     """`layer` frozen, each of its matrices given a LowRank delta."""
-    layer.requires_grad_(False)
-    for child in list(layer.modules()):
-        for attr, sub in list(child.named_children()):
-            if isinstance(sub, nn.Linear):
-                setattr(child, attr, LowRank(sub, rank))
-    return layer
+    return _swap(layer.requires_grad_(False), nn.Linear, lambda m: LowRank(m, rank))
 
 
 class ReaderTop(nn.Module):
@@ -74,10 +78,7 @@ class ReaderTop(nn.Module):
     def merge(self) -> ReaderTop:
         """Each lower layer's deltas added into its matrices (for the export)."""
         for layer in self.lower:
-            for child in list(layer.modules()):
-                for attr, sub in list(child.named_children()):
-                    if isinstance(sub, LowRank):
-                        setattr(child, attr, sub.merged())
+            _swap(layer, LowRank, LowRank.merged)
         return self
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
