@@ -9,6 +9,7 @@ into Milvus itself (`spread`), and the command only publishes.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -131,6 +132,7 @@ def cluster_embedder(
     # One ONNX Runtime thread pool per worker: together they use the cores once, not n times over.
     per_worker = replace(settings, threads=max(1, math.floor((os.cpu_count() or 1) / n)))
     with (
+        _quiet("distributed"),
         LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=n,
             threads_per_worker=1,
@@ -142,3 +144,17 @@ def cluster_embedder(
         Client(cluster) as client,  # type: ignore[no-untyped-call]
     ):
         yield DaskEmbedder(local, per_worker, client)
+
+
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Only errors from `name`'s loggers until the block ends, teardown included: LocalCluster's
+    own silencing ends before its shutdown, which logs closed comms (with their tracebacks) at
+    INFO when a worker goes first, noise a user would read as a failed build."""
+    logger = logging.getLogger(name)
+    old = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
