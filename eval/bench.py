@@ -199,7 +199,7 @@ def bench_compare(settings, emb, runs: int) -> None:  # type: ignore[no-untyped-
     t = time.perf_counter()
     build_index(big, root / "corpus", emb)
     print(f"build of {n} articles, 24 provinces (s) {time.perf_counter() - t:.1f}")
-    many = Searcher.open(big, emb)
+    many = Searcher.open(big, emb, reader=seeds.reader)
     compare(many, indicators[0])
     questions = [indicators[0], indicators[1], "Tỉnh nào có nhiều dịch vụ công trực tuyến toàn trình nhất?"]
     runs_big = max(5, runs // 5)

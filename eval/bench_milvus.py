@@ -199,7 +199,6 @@ def main() -> None:
     from de06qa.filters import parse_filters
     from de06qa.ingest import article_provinces
     from de06qa.query import analyse
-    from de06qa.reader import OnnxReader
     from de06qa.search import Searcher
 
     port = free_port()
@@ -252,8 +251,6 @@ def main() -> None:
 
             def embed_queries(self, texts: list[str]) -> np.ndarray:
                 return qvecs[[asked.index(t) for t in texts]]
-
-            read = OnnxReader(Settings()).read_many  # the answer reader: part of a whole search
 
         searcher = Searcher(backend, Vectors(), Settings(backend="milvus"))  # type: ignore[arg-type]
         top_province = max(

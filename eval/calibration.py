@@ -20,6 +20,7 @@ import numpy as np
 from de06qa.config import Settings
 from de06qa.embedding import create_embedder
 from de06qa.evaluation import load_questions
+from de06qa.reader import OnnxReader
 from de06qa.search import Searcher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +38,8 @@ def main() -> None:
         "vqd": args.data / "vqd" / "index",
         "seeds": args.data / "seeds-index",
     }
-    searchers = {k: Searcher.open(base.with_(index_dir=v), emb) for k, v in idx.items()}
+    reader = OnnxReader(base)
+    searchers = {k: Searcher.open(base.with_(index_dir=v), emb, reader=reader) for k, v in idx.items()}
     qs = {
         "vn": [q.question for q in load_questions(args.data / "vn" / "questions.heldout.jsonl")],
         "vqd": [q.question for q in load_questions(args.data / "vqd" / "questions.jsonl")],

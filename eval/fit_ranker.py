@@ -56,7 +56,7 @@ from de06qa.ranking import (
     TreeModel,
     load_models,
 )
-from de06qa.reader import READER_FILE, weights_file
+from de06qa.reader import READER_FILE, OnnxReader, weights_file
 from de06qa.search import Searcher
 from de06qa.text import fold
 
@@ -179,11 +179,12 @@ def main() -> None:
     base = Settings.from_env()
     embedder = create_embedder(base)
     boot = load_models()
+    reader = OnnxReader(base)
     searchers = {
-        name: Searcher.open(base.with_(index_dir=args.data / name / "index"), embedder, boot)
+        name: Searcher.open(base.with_(index_dir=args.data / name / "index"), embedder, boot, reader)
         for name in ("vqt", "vn", "xq")
     }
-    seeds = Searcher.open(base.with_(index_dir=args.data / "seeds-index"), embedder, boot)
+    seeds = Searcher.open(base.with_(index_dir=args.data / "seeds-index"), embedder, boot, reader)
     rng = random.Random(6)
     vqt_q = [q for q in load_questions(args.data / "vqt" / "questions.jsonl") if q.answerable]
     vqt_q = rng.sample(vqt_q, min(args.questions, len(vqt_q)))

@@ -148,11 +148,11 @@ def build_windows(
 def lower_session(folder: Path, path: Path, tuned: int) -> object:
     """The frozen layers as an ONNX Runtime session: the cache holds what the served reader's
     lower layers compute (fp32, the precision it serves with), ~6x faster here than PyTorch."""
-    from de06qa.embedding import onnx_session
+    from de06qa.onnx_runtime import session
     from de06qa.reader.model import export_lower
 
     export_lower(folder, path, tuned)
-    return onnx_session(path)
+    return session(path)
 
 
 def prepare(args: argparse.Namespace) -> None:
@@ -293,8 +293,9 @@ def train(args: argparse.Namespace) -> None:
     first = step
     run = 0.0
     for epoch in range(step // len(batches), args.epochs):
-        # the epoch's order depends on the epoch alone, so a resumed fit takes the same batches
-        epoch_order = np.random.default_rng(13 + epoch).permutation(len(batches))
+        # the epoch's order depends on the epoch alone (counted on from the starting weights' epochs,
+        # so a fit that goes on from a file does not repeat its order), and a resumed fit takes the same batches
+        epoch_order = np.random.default_rng(13 + done + epoch).permutation(len(batches))
         for b in epoch_order[step - epoch * len(batches) :]:
             rows = batches[b]
             h, m = padded([hidden[at[j] : at[j] + lengths[j]] for j in rows])
@@ -347,16 +348,18 @@ def foreign_windows(args: argparse.Namespace, tokens: UnitTokens, rng: random.Ra
     does not answer it: retrieval, ranker and selector as shipped, the selector's first
     READ_SENTENCES sentences. The cache's negatives are all from the question's own paragraph."""
     from de06qa.embedding import create_embedder
+    from de06qa.reader import OnnxReader
     from de06qa.search import READ_SENTENCES, Searcher
 
     settings = Settings.from_env()
     embedder = create_embedder(settings)
+    reader = OnnxReader(settings)
     out: list[Window] = []
     for name, collections in FOREIGN.items():
         qs = sorted({e.question for e in read_squad(args.data / name)})
         rng.shuffle(qs)
         for collection in collections:
-            s = Searcher.open(settings.with_(index_dir=args.ext / collection), embedder)
+            s = Searcher.open(settings.with_(index_dir=args.ext / collection), embedder, reader=reader)
             for n in range(0, args.foreign, 64):
                 for query in s.analyse_many(qs[n : min(n + 64, args.foreign)]):
                     r = s.rank(query)
@@ -492,7 +495,7 @@ def outliers(args: argparse.Namespace) -> None:
     import onnx
     from onnx import helper
 
-    from de06qa.embedding import onnx_session
+    from de06qa.onnx_runtime import session
     from de06qa.reader import INT8_FILE, READER_FILE, reader_onnx, weights_file
     from de06qa.reader.int8 import weight_matmuls
 
@@ -514,12 +517,12 @@ def outliers(args: argparse.Namespace) -> None:
         model.graph.output.append(helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None))
     with tempfile.TemporaryDirectory() as tmp:
         onnx.save(model, f"{tmp}/probe.onnx", save_as_external_data=True, location="probe.onnx.data")
-        session: Any = onnx_session(Path(tmp) / "probe.onnx", settings.threads)
-        names = [o.name for o in session.get_outputs()]
+        probe: Any = session(Path(tmp) / "probe.onnx", settings.threads)
+        names = [o.name for o in probe.get_outputs()]
         peak = {x: np.zeros(0) for x in inputs.values()}
         for w, *_ in rows:
             ids, mask = batch([w])
-            for name, out in zip(names, session.run(None, {"input_ids": ids, "attention_mask": mask})):
+            for name, out in zip(names, probe.run(None, {"input_ids": ids, "attention_mask": mask})):
                 if name in peak:
                     a = np.abs(out.reshape(-1, out.shape[-1])).max(0)
                     peak[name] = np.maximum(peak[name], a) if peak[name].size else a
@@ -566,7 +569,7 @@ def score(args: argparse.Namespace) -> None:
         exs = [e for e in exs if e.answers][: args.limit or None]
         t0 = time.perf_counter()
         texts = [[Text(s.text, s.start) for s in sentences(e.context)] for e in exs]
-        found = reader.read_many([(e.question, t) for e, t in zip(exs, texts)])
+        found = reader.read([(e.question, t) for e, t in zip(exs, texts)])
         em = f1 = 0.0
         for e, spans in zip(exs, found):
             gold = [e.context[a:b] for a, b in e.answers]

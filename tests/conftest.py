@@ -45,6 +45,10 @@ class FakeEmbedder:
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
+
+class FakeReader:
+    """A deterministic stand-in for the answer reader (reader/), for tests of what is around it."""
+
     def read(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]:
         """A fake reader: the text's first number (else its first word), and as "answers" logit
         the number of the question's words the text holds, less 2."""
@@ -65,6 +69,11 @@ class FakeEmbedder:
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
+
+
+@pytest.fixture
+def fake_reader() -> FakeReader:
+    return FakeReader()
 
 
 @pytest.fixture
@@ -94,12 +103,19 @@ def real_embedder(real_settings: Settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def real_searcher(real_settings: Settings, real_embedder):  # type: ignore[no-untyped-def]
+def real_reader(real_settings: Settings):  # type: ignore[no-untyped-def]
+    from de06qa.reader import OnnxReader
+
+    return OnnxReader(real_settings)
+
+
+@pytest.fixture(scope="session")
+def real_searcher(real_settings: Settings, real_embedder, real_reader):  # type: ignore[no-untyped-def]
     from de06qa.indexing import build_index
     from de06qa.search import Searcher
 
     build_index(real_settings, SEEDS, real_embedder)
-    return Searcher.open(real_settings, real_embedder)
+    return Searcher.open(real_settings, real_embedder, reader=real_reader)
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +129,7 @@ def fake_index(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
-def searcher_over(write, settings: Settings, embedder, root: Path):  # type: ignore[no-untyped-def]
+def searcher_over(write, settings: Settings, embedder, reader, root: Path):  # type: ignore[no-untyped-def]
     """A searcher over a corpus a test writes (`write(folder)`), indexed under `root`."""
     from dataclasses import replace
 
@@ -122,4 +138,4 @@ def searcher_over(write, settings: Settings, embedder, root: Path):  # type: ign
 
     settings = replace(settings, index_dir=root / "index")
     build_index(settings, write(root / "corpus"), embedder)
-    return Searcher.open(settings, embedder)
+    return Searcher.open(settings, embedder, reader=reader)

@@ -13,7 +13,7 @@ from de06qa.config import Settings
 from de06qa.errors import ModelUnavailable
 from de06qa.reader import Found, Text
 from de06qa.search import Searcher
-from tests.conftest import FakeEmbedder
+from tests.conftest import FakeEmbedder, FakeReader
 
 
 def test_pairs_choose_the_marks_a_syllable_alone_would_not():
@@ -42,16 +42,22 @@ def test_english_marked_and_wordless_questions_are_left_as_typed():
 
 
 class RecordingEmbedder(FakeEmbedder):
-    """The fake embedder, remembering the questions it embedded and the reader read."""
+    """The fake embedder, remembering the questions it embedded."""
 
     def __init__(self) -> None:
         super().__init__()
         self.embedded: list[str] = []
-        self.read_questions: list[str] = []
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         self.embedded += texts
         return super().embed_queries(texts)
+
+
+class RecordingReader(FakeReader):
+    """The fake reader, remembering the questions it read."""
+
+    def __init__(self) -> None:
+        self.read_questions: list[str] = []
 
     def read(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]:
         self.read_questions += [q for q, _ in items]
@@ -61,16 +67,16 @@ class RecordingEmbedder(FakeEmbedder):
 def test_search_embeds_and_reads_the_marked_question_and_reports_the_typed_one(fake_index: Settings):
     typed = "ha giang co bao nhieu dich vu cong toan trinh"
     marked = "hà giang có bao nhiêu dịch vụ công toàn trình"
-    emb = RecordingEmbedder()
-    res = Searcher.open(fake_index, emb).search(typed)
+    emb, reader = RecordingEmbedder(), RecordingReader()
+    res = Searcher.open(fake_index, emb, reader=reader).search(typed)
     assert res.query == typed and res.to_dict()["read_as"] == marked
     assert emb.embedded == [marked]
-    assert emb.read_questions and set(emb.read_questions) == {marked}
+    assert reader.read_questions and set(reader.read_questions) == {marked}
 
-    off = RecordingEmbedder()
-    res = Searcher.open(fake_index.with_(restore_marks=False), off).search(typed)
+    off, off_reader = RecordingEmbedder(), RecordingReader()
+    res = Searcher.open(fake_index.with_(restore_marks=False), off, reader=off_reader).search(typed)
     assert res.to_dict()["read_as"] == typed
-    assert off.embedded == [typed] and set(off.read_questions) == {typed}
+    assert off.embedded == [typed] and set(off_reader.read_questions) == {typed}
 
 
 def test_restore_marks_setting_from_the_environment():

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from de06qa.api import create_app
 from de06qa.config import Settings
 
-from .conftest import FakeEmbedder
+from .conftest import FakeEmbedder, FakeReader
 
 LOCAL = ("127.0.0.1", 50000)
 Q = "Hà Giang có bao nhiêu dịch vụ công toàn trình?"
@@ -20,7 +20,7 @@ Q = "Hà Giang có bao nhiêu dịch vụ công toàn trình?"
 
 @pytest.fixture(scope="module")
 def client(fake_index: Settings):
-    with TestClient(create_app(fake_index, FakeEmbedder()), client=LOCAL) as c:
+    with TestClient(create_app(fake_index, FakeEmbedder(), FakeReader()), client=LOCAL) as c:
         yield c
 
 
@@ -142,7 +142,7 @@ def test_page_is_self_contained(client: TestClient):
 
 
 def test_reload_only_from_loopback(fake_index: Settings):
-    app = create_app(fake_index, FakeEmbedder())
+    app = create_app(fake_index, FakeEmbedder(), FakeReader())
     with TestClient(app, client=("192.0.2.7", 4000)) as remote:
         r = remote.post("/admin/reload")
         assert r.status_code == 403 and "127.0.0.1" in r.json()["detail"]
@@ -153,7 +153,7 @@ def test_reload_only_from_loopback(fake_index: Settings):
 
 def test_missing_or_damaged_index_is_503_with_the_fix(tmp_path: Path, fake_index: Settings):
     missing = fake_index.with_(index_dir=tmp_path / "nothing")
-    with TestClient(create_app(missing, FakeEmbedder()), client=LOCAL) as c:
+    with TestClient(create_app(missing, FakeEmbedder(), FakeReader()), client=LOCAL) as c:
         for url in ("/search?q=abc", "/documents", "/health"):
             r = c.get(url)
             assert r.status_code == 503 and "de06qa index" in (r.json().get("detail") or r.json()["reason"])
@@ -161,7 +161,9 @@ def test_missing_or_damaged_index_is_503_with_the_fix(tmp_path: Path, fake_index
     damaged = tmp_path / "damaged"
     shutil.copytree(fake_index.index_dir, damaged)
     (damaged / "chunks.jsonl").write_text('{"chunk_id": ', encoding="utf-8")
-    with TestClient(create_app(fake_index.with_(index_dir=damaged), FakeEmbedder()), client=LOCAL) as c:
+    with TestClient(
+        create_app(fake_index.with_(index_dir=damaged), FakeEmbedder(), FakeReader()), client=LOCAL
+    ) as c:
         r = c.get("/search", params={"q": "abc"})
         assert r.status_code == 503 and "--rebuild" in r.json()["detail"]
 

@@ -38,9 +38,11 @@ ROW_KEYS = {
 
 
 @pytest.fixture(scope="module")
-def provinces(real_settings, real_embedder, tmp_path_factory):
+def provinces(real_settings, real_embedder, real_reader, tmp_path_factory):
     """A searcher over the corpus the test writes."""
-    return searcher_over(pc.write, real_settings, real_embedder, tmp_path_factory.mktemp("provinces"))
+    return searcher_over(
+        pc.write, real_settings, real_embedder, real_reader, tmp_path_factory.mktemp("provinces")
+    )
 
 
 def _table(c) -> dict[str, tuple[str, float, str | None]]:
@@ -110,7 +112,7 @@ def test_one_province_over_time_and_a_merged_name(provinces):
 
 
 def test_compare_over_http(provinces):
-    with TestClient(create_app(provinces.settings, provinces.embedder)) as client:
+    with TestClient(create_app(provinces.settings, provinces.embedder, provinces.reader)) as client:
         r = client.get("/compare", params={"q": pc.ACCOUNTS})
         assert r.status_code == 200
         d = r.json()

@@ -71,9 +71,11 @@ def test_different_figures_for_one_date_are_a_conflict():
 
 
 @pytest.fixture(scope="module")
-def archive(real_settings, real_embedder, tmp_path_factory):
+def archive(real_settings, real_embedder, real_reader, tmp_path_factory):
     """A searcher over the dated corpus the test writes."""
-    return searcher_over(dc.write, real_settings, real_embedder, tmp_path_factory.mktemp("dated"))
+    return searcher_over(
+        dc.write, real_settings, real_embedder, real_reader, tmp_path_factory.mktemp("dated")
+    )
 
 
 def _figures(series: list[tuple[str, str]], answer: dict) -> list[tuple[str, str]]:
@@ -138,7 +140,7 @@ def test_dated_answers_over_http_and_the_command_line(archive):
     from de06qa.api import create_app
 
     q = dc.question("Lào Cai", dc.ACCOUNTS)
-    with TestClient(create_app(archive.settings, archive.embedder)) as client:
+    with TestClient(create_app(archive.settings, archive.embedder, archive.reader)) as client:
         for r in (client.get("/search", params={"q": q}), client.post("/search", json={"q": q})):
             assert r.status_code == 200
             a = r.json()["answer"]

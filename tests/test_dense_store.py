@@ -53,10 +53,12 @@ def test_index_roundtrip_and_refusals(tmp_path: Path, seeds_copy: Path, fake_emb
         store.load(settings.index_dir)
 
 
-def test_searcher_with_fake_embedder_finds_lexical_match(tmp_path: Path, seeds_copy: Path, fake_embedder):
+def test_searcher_with_fake_embedder_finds_lexical_match(
+    tmp_path: Path, seeds_copy: Path, fake_embedder, fake_reader
+):
     settings = Settings(index_dir=tmp_path / "idx")
     build_index(settings, seeds_copy, fake_embedder)
-    s = Searcher.open(settings, fake_embedder)
+    s = Searcher.open(settings, fake_embedder, reader=fake_reader)
     res = s.search("ha giang co bao nhieu dich vu cong toan trinh", k=20)
     assert res.passages[0].chunk.doc_id.startswith("002_")
     assert len(res.passages) == 20

@@ -153,10 +153,10 @@ def indexed(folder: Path, real_settings: Settings, real_embedder, tmp_path_facto
 
 
 @pytest.fixture(scope="module")
-def client(indexed: Settings, real_embedder):  # type: ignore[no-untyped-def]
+def client(indexed: Settings, real_embedder, real_reader):  # type: ignore[no-untyped-def]
     from de06qa.api import create_app
 
-    with TestClient(create_app(indexed, real_embedder)) as c:
+    with TestClient(create_app(indexed, real_embedder, real_reader)) as c:
         yield c
 
 

@@ -18,7 +18,7 @@ from de06qa.errors import IndexUnwritable
 from de06qa.indexing import build_index
 from de06qa.ingest import read_folder
 
-from .conftest import SEEDS, FakeEmbedder
+from .conftest import SEEDS, FakeEmbedder, FakeReader
 
 EXE = str(Path(sys.executable).with_name("de06qa"))
 ARTICLE = "Hà Giang đẩy mạnh Đề án 06\nTỉnh Hà Giang có 665 dịch vụ công toàn trình.\n"
@@ -117,7 +117,7 @@ def store_settings(index_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def test_http_refuses_a_question_with_lone_surrogates(fake_index):
-    with TestClient(create_app(fake_index, FakeEmbedder())) as c:
+    with TestClient(create_app(fake_index, FakeEmbedder(), FakeReader())) as c:
         r = c.post(
             "/search",
             content=b'{"q": "Ha Giang \\udcff\\udcfe", "k": 2}',
@@ -196,7 +196,7 @@ def test_a_file_name_that_is_not_utf8_is_indexed_under_a_readable_escaped_name(t
     summary = build_index(settings, src, FakeEmbedder())
     assert summary.documents == 1
     assert [(Path(s.path).name, bool(s.reason)) for s in summary.skipped] == [("\\xff.pdf", True)]
-    s = Searcher.open(settings, FakeEmbedder())
+    s = Searcher.open(settings, FakeEmbedder(), reader=FakeReader())
     [article] = s.backend.data.articles.values()
     assert article.doc_id == "b\\xe1o-c\\xe1o" and article.source.endswith("b\\xe1o-c\\xe1o.txt")
     assert s.document(article.doc_id).text.startswith("Hà Giang")

@@ -22,7 +22,7 @@ from de06qa.indexing import build_index
 from de06qa.search import Searcher
 from de06qa.text import folded_terms
 
-from .conftest import FakeEmbedder
+from .conftest import FakeEmbedder, FakeReader
 
 NEW_ARTICLE = (
     "Cao Bằng: Đẩy mạnh dịch vụ công trực tuyến\n"
@@ -55,7 +55,7 @@ def test_incremental_build_embeds_only_new_and_changed(tmp_path: Path, seeds_cop
     added = build_index(settings, seeds_copy, emb)
     assert (added.embedded, added.reused, added.documents) == (1, 5, 6)
     assert 0 < emb.passages_embedded - full_count < 10  # the new article's chunks and sentences only
-    s = Searcher.open(settings, emb)
+    s = Searcher.open(settings, emb, reader=FakeReader())
     res = s.search("Cao Bằng có bao nhiêu dịch vụ công toàn trình?")
     # (confidence is calibrated for the real model; with the fake one only the ranking is tested)
     assert res.passages[0].chunk.doc_id == "010_caobang" and "512" in res.passages[0].chunk.text
@@ -186,9 +186,9 @@ def test_sigkill_at_any_moment_leaves_a_loadable_index(tmp_path: Path, seeds_cop
         n = data.manifest["counts"]["documents"]
         assert n in (5, 6) and len(data.articles) == n and data.dense.size == len(data.chunks)
         seen.add(n)
-        res = Searcher(EmbeddedBackend(data, settings.index_dir), FakeEmbedder(), settings).search(
-            "dịch vụ công toàn trình"
-        )
+        res = Searcher(
+            EmbeddedBackend(data, settings.index_dir), FakeEmbedder(), settings, reader=FakeReader()
+        ).search("dịch vụ công toàn trình")
         assert res.passages
     assert seen == {5, 6}, "the kills should land in both phases"
     # The leftovers of killed builds are cleared by the next build.
@@ -242,4 +242,4 @@ def test_model_mismatch_names_the_model(tmp_path: Path, fake_index: Settings):
     other = FakeEmbedder()
     other.model_id = "other/model"
     with pytest.raises(IndexIncompatible, match=r"built with model 'fake/hash-64'.*--rebuild"):
-        Searcher.open(fake_index, other)
+        Searcher.open(fake_index, other, reader=FakeReader())

@@ -30,7 +30,7 @@ from de06qa.filters import parse_filters
 from de06qa.indexing import build_index
 from de06qa.search import Searcher
 
-from .conftest import ROOT, SEEDS, FakeEmbedder
+from .conftest import ROOT, SEEDS, FakeEmbedder, FakeReader
 
 EXE = str(Path(sys.executable).with_name("de06qa"))
 HA_GIANG = "Hà Giang có bao nhiêu dịch vụ công toàn trình?"
@@ -109,7 +109,7 @@ def built(milvus: LiteServer, real_settings: Settings, real_embedder, real_searc
 
 @pytest.mark.slow
 def test_milvus_answers_as_the_embedded_backend_does(built: Settings, real_embedder, real_searcher):
-    via_milvus = Searcher.open(built, real_embedder)
+    via_milvus = Searcher.open(built, real_embedder, reader=real_searcher.reader)
     assert type(via_milvus.backend).__name__ == "MilvusBackend"
     questions = [q.question for q in load_questions(ROOT / "eval" / "questions.jsonl")][::6]
     for q in questions:
@@ -143,7 +143,7 @@ def test_a_replica_serves_from_milvus_alone(built: Settings, real_embedder, real
 
     from de06qa.api import create_app
 
-    with TestClient(create_app(built, real_embedder)) as client:
+    with TestClient(create_app(built, real_embedder, real_searcher.reader)) as client:
         r = client.get("/search", params={"q": HA_GIANG})
         assert r.status_code == 200 and r.json()["answer"]["text"].split()[0] == "665", r.text
         docs = client.get("/documents").json()["documents"]
@@ -172,7 +172,9 @@ def test_a_replica_serves_from_milvus_alone(built: Settings, real_embedder, real
 
 
 @pytest.mark.slow
-def test_milvus_down_is_one_line_and_503_and_the_server_recovers(built: Settings, real_embedder, milvus):
+def test_milvus_down_is_one_line_and_503_and_the_server_recovers(
+    built: Settings, real_embedder, real_reader, milvus
+):
     from fastapi.testclient import TestClient
 
     from de06qa.api import create_app
@@ -181,7 +183,7 @@ def test_milvus_down_is_one_line_and_503_and_the_server_recovers(built: Settings
         **os.environ, "DE06QA_CACHE_DIR": str(built.cache_dir), "DE06QA_BACKEND": "milvus",
         "DE06QA_MILVUS_URI": milvus.uri, "DE06QA_COLLECTION": "seeds",
     }  # fmt: skip
-    with TestClient(create_app(built, real_embedder)) as client:
+    with TestClient(create_app(built, real_embedder, real_reader)) as client:
         assert client.get("/search", params={"q": HA_GIANG}).status_code == 200
         milvus.stop()
         try:
@@ -220,7 +222,7 @@ def test_an_update_changes_the_collection_in_place_and_a_running_server_follows(
     first = build_index(settings, seeds_copy, emb)
     assert (first.embedded, first.documents) == (5, 5)
     gen = MilvusBackend(milvus.uri, "upd").collection
-    with TestClient(create_app(settings, emb)) as client:
+    with TestClient(create_app(settings, emb, FakeReader())) as client:
         assert "Quảng Trị" not in client.get("/search", params={"q": "Sóc Trăng phiếu lý lịch tư pháp"}).text
         # one article changed, one removed, one added
         changed = seeds_copy / "001_e543ea4addd9af9c.txt"
@@ -316,7 +318,9 @@ def test_a_killed_rebuild_leaves_readers_on_the_old_collection(
     # readers stay on the published collection, and it answers
     b = MilvusBackend(milvus.uri, "kill")
     assert b.collection == old
-    assert Searcher(b, FakeEmbedder(), settings).search("dịch vụ công toàn trình").passages
+    assert (
+        Searcher(b, FakeEmbedder(), settings, reader=FakeReader()).search("dịch vụ công toàn trình").passages
+    )
     # the dead build's lock expires; the next build publishes and drops the leftover
     monkeypatch.setattr(milvus_backend, "LOCK_TTL_S", 0.5)
     time.sleep(0.6)

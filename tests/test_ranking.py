@@ -10,12 +10,12 @@ from de06qa.query import analyse
 from de06qa.ranking import CONFIDENCE_FEATURES, RANK_FEATURES, load_models, rank_features
 from de06qa.search import CANDIDATES, Searcher
 
-from .conftest import ROOT, FakeEmbedder
+from .conftest import ROOT, FakeEmbedder, FakeReader
 
 
 @pytest.fixture(scope="module")
 def searcher(fake_index):
-    return Searcher.open(fake_index, FakeEmbedder())
+    return Searcher.open(fake_index, FakeEmbedder(), reader=FakeReader())
 
 
 def test_query_is_analysed_once_into_every_form():
@@ -132,8 +132,8 @@ def test_span_never_repeats_a_number_the_question_gives():
     assert locate("Tài khoản mức độ 2 được cấp.", q, "count") is None
 
 
-class _Spy(FakeEmbedder):
-    """The fake model, recording what the answer path gives the reader."""
+class _Spy(FakeReader):
+    """The fake reader, recording what the answer path gives it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -155,7 +155,7 @@ def test_the_answer_is_the_readers_span_in_the_sentence_it_finds_likeliest(fake_
     from de06qa.search import READ_SENTENCES
 
     spy = _Spy()
-    s = Searcher.open(fake_index, spy)
+    s = Searcher.open(fake_index, FakeEmbedder(), reader=spy)
     questions = [q.question for q in load_questions(ROOT / "eval" / "questions.jsonl")][:30]
     fewer = 0
     for q in questions:
@@ -168,7 +168,7 @@ def test_the_answer_is_the_readers_span_in_the_sentence_it_finds_likeliest(fake_
         probs = s.models.sentence.proba(x)
         order = [int(i) for i in np.argsort(-probs, kind="stable")[:READ_SENTENCES] if probs[i] > 0]
         texts = [Text(cands[i][0].text, cands[i][0].start) for i in order]
-        [every] = FakeEmbedder().read([(query.marked, texts)])  # the question as read: marks restored
+        [every] = FakeReader().read([(query.marked, texts)])  # the question as read: marks restored
         products = [float(probs[i]) * (float(sigmoid(f.answers)) if f else 0.0) for i, f in zip(order, every)]
         assert all(len(call) == 1 and len(call[0][1]) == 1 for call in spy.read_calls)
         read = [call[0][1][0] for call in spy.read_calls]

@@ -132,7 +132,7 @@ def test_the_reader_runs_offline_and_its_spans_are_article_offsets(real_settings
     start = text.index("Nổi bật đến thời điểm ngày 03/12/2023")
     passage = Text(text[start : start + 400], start)
     reader = OnnxReader(real_settings)
-    found = reader.read_many(
+    found = reader.read(
         [("Hà Giang có bao nhiêu dịch vụ công toàn trình?", [passage, Text("", 0)]), ("?", [passage])]
     )
     assert found[0][1] is None  # nothing to read

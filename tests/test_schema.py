@@ -15,14 +15,14 @@ from de06qa.api import create_app
 from de06qa.config import Settings
 from de06qa.indexing import build_index
 
-from .conftest import SEEDS, FakeEmbedder
+from .conftest import SEEDS, FakeEmbedder, FakeReader
 
 # schemathesis reads the schema when this module is collected, so the app exists from the start;
 # its index is built (fake embedder, ~1 s) by the fixture below. (schemathesis.pytest.from_fixture
 # would be neater but fails on pytest 9.2: 'Function' object has no attribute '_nodeid'.)
 _ROOT = Path(tempfile.mkdtemp(prefix="de06qa-schema-"))
 SETTINGS = Settings(index_dir=_ROOT / "index", cache_dir=_ROOT / "cache", seeds_dir=SEEDS, reload_poll_s=0)
-APP = create_app(SETTINGS, FakeEmbedder())
+APP = create_app(SETTINGS, FakeEmbedder(), FakeReader())
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

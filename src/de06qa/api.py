@@ -39,6 +39,7 @@ from de06qa.errors import (
 from de06qa.filters import DATE_PATTERN, date_error, parse_filters
 from de06qa.formats import MEDIA_TYPES
 from de06qa.gazetteer import MERGED_2025, PROVINCES
+from de06qa.reader import Reader
 from de06qa.search import EMPTY_QUESTION
 from de06qa.service import Service
 
@@ -414,12 +415,15 @@ def _api_docs(app: FastAPI) -> None:
         return page
 
 
-def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, embedder: Embedder | None = None, reader: Reader | None = None
+) -> FastAPI:
     """The app; one `Service` (one Searcher at a time) is loaded at startup.
 
-    `embedder` lets tests pass a small fake model; by default the Settings' model is loaded."""
+    `embedder` and `reader` let tests pass small fake models; by default the Settings' model and
+    the shipped reader are loaded."""
     settings = settings or Settings.from_env()
-    service = Service(settings, embedder)
+    service = Service(settings, embedder, reader)
     page = resources.files("de06qa").joinpath("web/index.html").read_text(encoding="utf-8")
 
     @asynccontextmanager

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TypeVar
@@ -22,7 +22,6 @@ import numpy as np
 from de06qa.config import Settings
 from de06qa.embedding import Embedder, Profile, Progress, create_embedder
 from de06qa.errors import ClusterUnavailable, De06qaError
-from de06qa.reader import Found, Text
 
 # Texts per task: big enough that a task's overhead (~ms) is small against embedding it (~seconds),
 # small enough that progress moves and workers finish together.
@@ -63,9 +62,6 @@ class DaskEmbedder:
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._local.embed_queries(texts)
-
-    def read(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]:
-        return self._local.read(items)
 
     def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
         if not texts:

@@ -1,8 +1,9 @@
-"""Sentence embeddings. The only module that imports sentence-transformers and onnxruntime.
+"""Sentence embeddings. The only module that imports sentence-transformers.
 
 sentence-transformers is how a model is loaded, exported to ONNX and quantised (once, into the
-model cache); ONNX Runtime with the `tokenizers` library then runs it, so answering a question
-imports neither torch nor transformers (a one-shot `de06qa ask` starts in about a second).
+model cache); ONNX Runtime (onnx_runtime.py) with the `tokenizers` library then runs it, so
+answering a question imports neither torch nor transformers (a one-shot `de06qa ask` starts in
+about a second). The answer reader is a model of its own (reader/), beside this one.
 
 Model profiles decide what text the model sees: e5 models take "query: "/"passage: " prefixes on raw
 text; PhoBERT-based models were trained on underthesea-segmented text ("Hà_Giang") and get it at both
@@ -13,21 +14,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from de06qa import onnx_runtime
 from de06qa.config import DEFAULT_MODEL, Settings
 from de06qa.errors import ModelUnavailable
-from de06qa.reader import Found, OnnxReader, Text
 
 log = logging.getLogger(__name__)
 
@@ -79,27 +77,11 @@ class Embedder(Protocol):
 
     def embed_queries(self, texts: list[str]) -> np.ndarray: ...
 
-    def read(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]:
-        """The answer reader (reader/): for each (question, texts), each text's best span."""
-        ...
-
 
 def _segmented(text: str) -> str:
     from de06qa.text import words
 
     return " ".join("_".join(w.text.split()) for w in words(text))
-
-
-def _quiet() -> None:
-    """Silence the libraries' load-time noise (weight-loading bars, deprecation and tokenizer
-    warnings): a user sees our own progress and nothing else."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Never reach for a model hub at run time: a missing model is a clear error, not a download.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    for name in ("sentence_transformers", "transformers", "optimum", "onnxruntime", "torch"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def model_folder(settings: Settings) -> str:
@@ -115,7 +97,7 @@ def load_sentence_transformer(settings: Settings, backend: str = "torch") -> Any
     """The model through sentence-transformers (imports torch): for export and as the reference."""
     import warnings
 
-    _quiet()
+    onnx_runtime.quiet()
     path = model_folder(settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -150,7 +132,7 @@ def export_onnx(settings: Settings) -> Path:
     sentence-transformers exports (through Optimum) and quantises (dynamic int8); the folder is
     written beside its final place and renamed into it, so a half-written export is never used."""
     target = _onnx_dir(settings)
-    if all((target / "onnx" / f"{f}.data").exists() for f in ONNX_FILES.values()):
+    if _exported(target):
         return target
     import warnings
 
@@ -161,9 +143,8 @@ def export_onnx(settings: Settings) -> Path:
     )
     t0 = time.perf_counter()
     model = load_sentence_transformer(settings, backend="onnx")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
-    try:
+
+    def make(tmp: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from sentence_transformers import export_dynamic_quantized_onnx_model
@@ -171,61 +152,26 @@ def export_onnx(settings: Settings) -> Path:
             model.save_pretrained(str(tmp))
             export_dynamic_quantized_onnx_model(model, INT8_CONFIG, str(tmp))
         for f in ONNX_FILES.values():
-            weights_apart(tmp / "onnx" / f)
+            onnx_runtime.weights_apart(tmp / "onnx" / f)
         if not (tmp / "tokenizer.json").exists():
             raise ModelUnavailable(
                 f"{settings.model!r} has no fast tokenizer (tokenizer.json); use it with DE06QA_RUNTIME=torch"
             )
-        tmp.chmod(0o755)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    onnx_runtime.publish(target, make, _exported)
     log.warning("ONNX model ready in %.1f s.", time.perf_counter() - t0)
     return target
 
 
-def weights_apart(path: Path) -> None:
-    """Move the model's weights into `<file>.data` beside the graph. ONNX Runtime maps such a file
-    into memory instead of copying it: a process holds only the pages it reads (of the 250k-row
-    token embedding table, the rows of the tokens it meets), and processes on one machine share
-    them: the fp32 model costs a serving process ~160 MB instead of ~520 MB (issue 13's 500 MB)."""
-    import onnx
-
-    model = onnx.load(str(path))
-    onnx.save_model(
-        model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-        location=f"{path.name}.data", size_threshold=1024,
-    )  # fmt: skip
-    path.with_name(f"{path.name}.data").chmod(0o644)  # onnx writes it 0600: a server user must read it
-
-
-def onnx_session(path: Path, threads: int = 0, spin: bool = True) -> Any:
-    """An ONNX Runtime session on the CPU, quiet; `threads` per inference (0: one per core).
-    `spin=False` lets its threads sleep between runs instead of busy-waiting: for a session that
-    runs once per question beside another one (the reader), whose spinning would slow the other."""
-    import onnxruntime as ort
-
-    _quiet()
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-    if not spin:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+def _exported(folder: Path) -> bool:
+    return all((folder / "onnx" / f"{f}.data").exists() for f in ONNX_FILES.values())
 
 
 class _BatchEncoder:
-    """What both runtimes share: the profile's input form, length-sorted batches, the reader."""
+    """What both runtimes share: the profile's input form, length-sorted batches."""
 
     profile: Profile
     batch_size: int
-    _reader: OnnxReader
-
-    def read(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]:
-        return self._reader.read_many(items)
 
     @property
     def dim(self) -> int:
@@ -271,7 +217,6 @@ class OnnxEmbedder(_BatchEncoder):
         self.runtime = f"onnx-{self.build_precision}"  # what the index's vectors are
         self.batch_size = settings.embed_batch_size
         self._settings = settings
-        self._reader = OnnxReader(settings)  # loads on its first question
         self._state: tuple[Any, str, int] | None = None
         self._sessions: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -304,7 +249,7 @@ class OnnxEmbedder(_BatchEncoder):
         got = self._sessions.get(precision)
         if got is None:
             path = (folder or export_onnx(self._settings)) / "onnx" / ONNX_FILES[precision]
-            got = self._sessions[precision] = onnx_session(path, self._settings.threads)
+            got = self._sessions[precision] = onnx_runtime.session(path, self._settings.threads)
         return got
 
     @property
@@ -351,7 +296,6 @@ class TorchEmbedder(_BatchEncoder):
         self.profile = profile_for(settings.model)
         self.batch_size = settings.embed_batch_size
         self._settings = settings
-        self._reader = OnnxReader(settings)  # loads on its first question
         self._model: Any = None
         self._lock = threading.Lock()
 

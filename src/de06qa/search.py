@@ -37,7 +37,7 @@ from de06qa.ranking import (
     sentence_features,
     sigmoid,
 )
-from de06qa.reader import Found, Text
+from de06qa.reader import Found, OnnxReader, Reader, Text
 from de06qa.text import nfc
 
 MODES = ("hybrid", "bm25", "dense")
@@ -178,7 +178,12 @@ class Ranked:
 
 class Searcher:
     def __init__(
-        self, backend: Backend, embedder: Embedder, settings: Settings, models: Models | None = None
+        self,
+        backend: Backend,
+        embedder: Embedder,
+        settings: Settings,
+        models: Models | None = None,
+        reader: Reader | None = None,
     ) -> None:
         m = backend.manifest
         info = model_info(embedder, int(m.get("model", {}).get("dim") or 0))
@@ -191,12 +196,19 @@ class Searcher:
             )  # fmt: skip
         self.backend = backend
         self.embedder = embedder
+        self.reader = reader or OnnxReader(settings)  # loads on its first question
         self.settings = settings
         self.models = models or load_models()
 
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder, models: Models | None = None) -> Searcher:
-        return cls(open_backend(settings), embedder, settings, models)
+    def open(
+        cls,
+        settings: Settings,
+        embedder: Embedder,
+        models: Models | None = None,
+        reader: Reader | None = None,
+    ) -> Searcher:
+        return cls(open_backend(settings), embedder, settings, models, reader)
 
     # -- public API -------------------------------------------------------------------------------
     def document(self, doc_id: str) -> Article:
@@ -425,7 +437,7 @@ class Searcher:
         for i in read:
             if products and max(products) >= chosen[i]:
                 break
-            f = self.embedder.read([(r.query.marked, [Text(cands[i][0].text, cands[i][0].start)])])[0][0]
+            f = self.reader.read([(r.query.marked, [Text(cands[i][0].text, cands[i][0].start)])])[0][0]
             found.append(f)
             answers.append(float(sigmoid(f.answers)) if f is not None else 0.0)
             products.append(float(chosen[i]) * answers[-1])
@@ -475,7 +487,7 @@ class Searcher:
             return answer
         read = list(picks.values())
         texts = [Text(cands[i][0].text, cands[i][0].start) for i in read]
-        found = self.embedder.read([(q.marked, texts)])[0]
+        found = self.reader.read([(q.marked, texts)])[0]
         every = [answer]
         for i, f in zip(read, found):
             if f is None:

@@ -15,15 +15,20 @@ from typing import Any
 from de06qa.config import Settings
 from de06qa.embedding import Embedder
 from de06qa.errors import De06qaError, IndexMissing
+from de06qa.reader import OnnxReader, Reader
 from de06qa.search import Searcher
 
 log = logging.getLogger(__name__)
 
 
 class Service:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Embedder | None = None, reader: Reader | None = None
+    ) -> None:
         self.settings = settings
         self._embedder = embedder
+        # one reader for every reload: its ONNX session stays loaded, as the embedder's does
+        self._reader = reader or OnnxReader(settings)
         self._searcher: Searcher | None = None
         self._error: De06qaError | None = None
         self._loaded_at: str | None = None
@@ -81,7 +86,7 @@ class Service:
                     from de06qa.embedding import create_embedder
 
                     self._embedder = create_embedder(self.settings)
-                searcher = Searcher.open(self.settings, self._embedder)
+                searcher = Searcher.open(self.settings, self._embedder, reader=self._reader)
             except De06qaError as e:
                 if self._searcher is None:
                     self._error = e

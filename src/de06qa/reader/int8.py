@@ -14,13 +14,13 @@ The channels are fitted by `eval/fit_reader.py outliers` (on training windows) a
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from de06qa.errors import ModelUnavailable
+from de06qa.onnx_runtime import quantise_matmuls
 
 
 def channels(path: Path) -> dict[str, list[int]]:
@@ -40,7 +40,6 @@ def quantise(fp32: Path, out: Path, keep: dict[str, list[int]]) -> None:
     inputs per batch), the channels in `keep` of a node's input kept in fp32."""
     import onnx
     from onnx import helper, numpy_helper
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(fp32))
     inits = {i.name: i for i in model.graph.initializer}
@@ -78,11 +77,4 @@ def quantise(fp32: Path, out: Path, keep: dict[str, list[int]]) -> None:
         ]
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    logging.disable(logging.WARNING)  # the quantiser's advice to pre-process, logged on every call
-    try:
-        quantize_dynamic(
-            model, out, per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-            nodes_to_quantize=matmuls, use_external_data_format=True,
-        )  # fmt: skip
-    finally:
-        logging.disable(logging.NOTSET)
+    quantise_matmuls(model, out, matmuls)
