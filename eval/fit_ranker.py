@@ -58,6 +58,9 @@ from de06qa.ranking import (
 )
 from de06qa.reader import READER_FILE, OnnxReader, weights_file
 from de06qa.search import Searcher
+from de06qa.search.answers import Answerer
+from de06qa.search.passages import top_passages
+from de06qa.search.retrieval import rank
 from de06qa.text import fold
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,11 +146,11 @@ def queries_for(
     out: list[tuple[Question, Query]] = []
     for n in range(0, len(questions), 64):
         batch = questions[n : n + 64]
-        analysed = list(zip(batch, searcher.analyse_many([q.question for q in batch])))
+        analysed = list(zip(batch, searcher.analyse([q.question for q in batch])))
         plain = [q for q in batch if rng.random() < AUGMENT]
         out += analysed
         if plain:
-            out += zip(plain, searcher.analyse_many([fold(q.question) for q in plain]))
+            out += zip(plain, searcher.analyse([fold(q.question) for q in plain]))
         out += [(q, _foreign(query, rng)) for q, query in analysed if rng.random() < AUGMENT]
     return out
 
@@ -161,7 +164,7 @@ def collect(
         by_doc.setdefault(c.doc_id, []).append((i, c.text))
     out = []
     for q, query in queries_for(searcher, questions, rng):
-        r = searcher.rank(query)
+        r = rank(searcher.backend, searcher.models.ranker, query)
         rel = {i for i, text in by_doc.get(q.doc_id or "", []) if any(a in text for a in q.answers)}
         out.append((q, r, np.array([int(row) in rel for row in r.candidates.rows.tolist()])))
     return out
@@ -242,13 +245,13 @@ def main() -> None:
     # -- answer sentence -------------------------------------------------------------------------
     models = Models(VERSION, ranker_model, boot.sentence, boot.confidence, 0.5)
     for s in (*searchers.values(), seeds):
-        s.models = models
+        s.answerer = Answerer(models, s.reader)
     sx, sy, sval = [], [], []
     for name, (q, r, _) in every:
         s = searchers[name]
         scores = np.array(r.logits)
-        passages = s.passages(r, scores, r.candidates.bm25_folded, 3)
-        cands, feats = s.answer_sentences(r, passages)
+        passages = top_passages(r, scores, r.candidates.bm25_folded, 3, 2 * s.settings.chunk_chars)
+        cands, feats = s.answerer.sentences(r, passages)
         labels = [sp.doc_id == q.doc_id and any(a in span.text for a in q.answers) for span, sp in
                   ((span, p.chunk) for span, p in cands)]  # fmt: skip
         if any(labels):
@@ -300,13 +303,15 @@ def fit_confidence(  # type: ignore[no-untyped-def]
     t0 = time.perf_counter()
     models = Models(VERSION, ranker_model, sentence_model, load_models().confidence, 0.5)
     for s in (*searchers.values(), seeds):
-        s.models = models
+        s.answerer = Answerer(models, s.reader)
 
     def conf_rows(s: Searcher, qs: list[Question]) -> np.ndarray:
         out = []
         for _, query in queries_for(s, qs, rng):
-            r = s.rank(query)
-            got = s.read_answer(r, s.passages(r, r.logits, r.candidates.bm25_folded, 3))
+            r = rank(s.backend, s.models.ranker, query)
+            got = s.answerer.read(
+                r, top_passages(r, r.logits, r.candidates.bm25_folded, 3, 2 * s.settings.chunk_chars)
+            )
             if got is not None:
                 out.append(got[1][0])
         return np.array(out, np.float32)

@@ -350,6 +350,8 @@ def foreign_windows(args: argparse.Namespace, tokens: UnitTokens, rng: random.Ra
     from de06qa.embedding import create_embedder
     from de06qa.reader import OnnxReader
     from de06qa.search import READ_SENTENCES, Searcher
+    from de06qa.search.passages import top_passages
+    from de06qa.search.retrieval import rank
 
     settings = Settings.from_env()
     embedder = create_embedder(settings)
@@ -361,9 +363,11 @@ def foreign_windows(args: argparse.Namespace, tokens: UnitTokens, rng: random.Ra
         for collection in collections:
             s = Searcher.open(settings.with_(index_dir=args.ext / collection), embedder, reader=reader)
             for n in range(0, args.foreign, 64):
-                for query in s.analyse_many(qs[n : min(n + 64, args.foreign)]):
-                    r = s.rank(query)
-                    cands, x = s.answer_sentences(r, s.passages(r, r.logits, r.candidates.bm25_folded, 5))
+                for query in s.analyse(qs[n : min(n + 64, args.foreign)]):
+                    r = rank(s.backend, s.models.ranker, query)
+                    cands, x = s.answerer.sentences(
+                        r, top_passages(r, r.logits, r.candidates.bm25_folded, 5, 2 * s.settings.chunk_chars)
+                    )
                     if not cands:
                         continue
                     q = tokens.question(query.marked)

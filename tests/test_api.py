@@ -250,8 +250,8 @@ def test_api_docs_are_served_from_the_package(client):
 
 
 def test_backend_settings_errors_name_the_fix(tmp_path):
+    from de06qa.backends import milvus_uri
     from de06qa.errors import De06qaError
-    from de06qa.indexing import milvus_uri
 
     assert milvus_uri(Settings()) is None
     with pytest.raises(De06qaError, match="--backend milvus needs --milvus-uri URI"):

@@ -7,8 +7,9 @@ import pytest
 from de06qa import store
 from de06qa.config import Settings
 from de06qa.dense import DenseIndex
+from de06qa.embedding import model_info
 from de06qa.errors import IndexDamaged, IndexIncompatible, IndexMissing
-from de06qa.indexing import build_index, model_info
+from de06qa.indexing import build_index
 from de06qa.search import Searcher
 
 

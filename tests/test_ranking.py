@@ -8,7 +8,9 @@ from de06qa.answer import locate
 from de06qa.filters import parse_filters
 from de06qa.query import analyse
 from de06qa.ranking import CONFIDENCE_FEATURES, RANK_FEATURES, load_models, rank_features
-from de06qa.search import CANDIDATES, Searcher
+from de06qa.search import Searcher
+from de06qa.search.passages import top_passages
+from de06qa.search.retrieval import CANDIDATES, rank
 
 from .conftest import ROOT, FakeEmbedder, FakeReader
 
@@ -30,7 +32,7 @@ def test_query_is_analysed_once_into_every_form():
 
 
 def test_candidates_are_the_union_of_lexical_and_dense_tops_with_raw_scores(searcher):
-    q = searcher.analyse_many(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0]
+    q = searcher.analyse(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0]
     c = searcher.backend.candidates(q, 5)
     lex = searcher.backend.data.lexical.scores(
         "folded", list(q.folded_terms)
@@ -45,7 +47,7 @@ def test_candidates_are_the_union_of_lexical_and_dense_tops_with_raw_scores(sear
 
 
 def test_filtered_candidates_are_the_tops_among_the_matching_articles_only(searcher):
-    q = searcher.analyse_many(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0]
+    q = searcher.analyse(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0]
     f = parse_filters(["Bến Tre"])
     allowed = np.array(
         [
@@ -67,14 +69,14 @@ def test_filtered_candidates_are_the_tops_among_the_matching_articles_only(searc
 
 
 def test_only_candidates_are_scored(searcher):
-    r = searcher.rank(searcher.analyse_many(["dịch vụ công trực tuyến"])[0])
+    r = rank(searcher.backend, searcher.models.ranker, searcher.analyse(["dịch vụ công trực tuyến"])[0])
     assert len(r.candidates) <= 2 * CANDIDATES
     assert r.features.shape == (len(r.candidates), len(RANK_FEATURES)) and np.isfinite(r.features).all()
     assert len(r.logits) == len(r.candidates)
 
 
 def test_features_are_bounded_and_province_agreement_is_seen(searcher):
-    q = searcher.analyse_many(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0]
+    q = searcher.analyse(["Hà Giang có bao nhiêu dịch vụ công toàn trình?"])[0]
     c = searcher.backend.candidates(q, 20)
     x = rank_features(q, c, c.view, searcher.backend.idf(q.terms))
     col = {f: i for i, f in enumerate(RANK_FEATURES)}
@@ -160,11 +162,11 @@ def test_the_answer_is_the_readers_span_in_the_sentence_it_finds_likeliest(fake_
     fewer = 0
     for q in questions:
         spy.read_calls.clear()
-        query = s.analyse_many([q])[0]
-        r = s.rank(query)
-        passages = s.passages(r, r.logits, r.candidates.lexical, 5)
-        got = s.read_answer(r, passages)
-        cands, x = s.answer_sentences(r, passages)
+        query = s.analyse([q])[0]
+        r = rank(s.backend, s.models.ranker, query)
+        passages = top_passages(r, r.logits, r.candidates.lexical, 5, 2 * s.settings.chunk_chars)
+        got = s.answerer.read(r, passages)
+        cands, x = s.answerer.sentences(r, passages)
         probs = s.models.sentence.proba(x)
         order = [int(i) for i in np.argsort(-probs, kind="stable")[:READ_SENTENCES] if probs[i] > 0]
         texts = [Text(cands[i][0].text, cands[i][0].start) for i in order]

@@ -26,6 +26,9 @@ from de06qa.gazetteer import NEW_NAME, find_provinces, province_spans
 from de06qa.query import ASKING, SUPERLATIVE, SUPERLATIVE_PAIR, Query
 from de06qa.ranking import sigmoid
 from de06qa.search import Passage, Searcher
+from de06qa.search.passages import top_passages
+from de06qa.search.questions import validate
+from de06qa.search.retrieval import rank
 from de06qa.text import fold, has_diacritics, normalise
 
 BYS = ("province", "date")
@@ -185,7 +188,7 @@ def compare(
     """One row per province (or per article of the province, by="date") holding a figure for the
     indicator the question names."""
     t0 = time.perf_counter()
-    question = searcher.validate(question)
+    question = validate(question, searcher.settings.max_query_chars)
     indicator, named = indicator_of(question)
     folded = fold(normalise(question))
     by = by or ("date" if _OVER_TIME.search(folded) else "province")
@@ -206,7 +209,7 @@ def compare(
             if not covered or p in covered
         }
     )
-    analysed = searcher.analyse_many([province_question(indicator, p, kind) for p in present])
+    analysed = searcher.analyse([province_question(indicator, p, kind) for p in present])
     # The indicator's words weighted by idf; words the corpus does not hold (an English indicator
     # over Vietnamese text) weigh nothing.
     terms = tuple(dict.fromkeys(content_terms(indicator)))
@@ -247,10 +250,12 @@ def _read_province(
     searcher: Searcher, q: Query, weights: dict[str, float], scope: Filters, province: str
 ) -> list[Row]:
     """Each article's figure for `province` (`scope` holds only its articles)."""
-    r = searcher.rank(q, scope)
+    r = rank(searcher.backend, searcher.models.ranker, q, scope)
     if not len(r.candidates):
         return []
-    passages = searcher.passages(r, sigmoid(r.logits), r.candidates.lexical, PASSAGES)
+    passages = top_passages(
+        r, sigmoid(r.logits), r.candidates.lexical, PASSAGES, 2 * searcher.settings.chunk_chars
+    )
     about = _about(province)
     kind = q.kind or "count"
     figures: dict[tuple[str, int], Figure] = {}  # each weighed sentence's figure (sentence offsets)
@@ -264,7 +269,7 @@ def _read_province(
 
     rows = []
     for group in _by_article(passages):  # each article's figure: by province, the latest is kept
-        answer, confidence = searcher.answer(r, group, weigh)
+        answer, confidence = searcher.answerer.answer(r, group, weigh)
         if answer is None or confidence < searcher.models.threshold:
             continue
         top = next(p for p in group if p.chunk.doc_id == answer.doc_id)

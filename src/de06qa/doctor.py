@@ -214,8 +214,8 @@ def backend(settings: Settings) -> Check:
         return Check(status, "milvus", "pymilvus not installed (optional)", "pip install 'de06qa[milvus]'")
     if settings.backend != "milvus":
         return Check(OK, "milvus", "pymilvus importable (not configured: DE06QA_BACKEND=milvus uses it)")
+    from de06qa.backends import milvus_uri
     from de06qa.backends.milvus import MilvusBackend
-    from de06qa.indexing import milvus_uri
 
     try:
         b = MilvusBackend(milvus_uri(settings) or "", settings.collection)

@@ -23,9 +23,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from de06qa import onnx_runtime
+from de06qa import onnx_runtime, store
 from de06qa.config import DEFAULT_MODEL, Settings
 from de06qa.errors import ModelUnavailable
+from de06qa.text import SEGMENTER
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +345,18 @@ def _read_json(path: Path) -> dict[str, Any]:
         return data
     except (OSError, json.JSONDecodeError):
         return {}
+
+
+def model_info(embedder: Embedder, dim: int | None = None) -> store.ModelInfo:
+    """What the manifest records of the model. `dim` when already known, so that checking an
+    index against the model does not need the model loaded."""
+    return store.ModelInfo(
+        embedder.model_id,
+        embedder.profile.name,
+        embedder.dim if dim is None else dim,
+        SEGMENTER,
+        embedder.runtime,
+    )
 
 
 def create_embedder(settings: Settings) -> Embedder:

@@ -17,18 +17,19 @@ from typing import Any
 import numpy as np
 
 from de06qa import store
+from de06qa.backends import milvus_uri
 from de06qa.chunking import chunk_articles
 from de06qa.config import Settings
 from de06qa.corpus import positions
 from de06qa.dense import DenseIndex
 from de06qa.documents import Article, Chunk, Skipped, Span
-from de06qa.embedding import Embedder
+from de06qa.embedding import Embedder, model_info
 from de06qa.errors import De06qaError, IndexMissing, NothingToIndex
 from de06qa.formats import supported
 from de06qa.ingest import read_folder
 from de06qa.lexical import LexicalIndex
 from de06qa.ranking import load_models
-from de06qa.text import SEGMENTER, folded_terms, word_terms, words
+from de06qa.text import folded_terms, word_terms, words
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +61,6 @@ def context_terms(article: Article) -> tuple[list[str], list[str]]:
 def passage_text(article: Article, chunk: Chunk) -> str:
     """What the embedding model sees for a chunk: the headline gives it the article's context."""
     return chunk.text if chunk.start == 0 else f"{article.context}\n{chunk.text}"
-
-
-def model_info(embedder: Embedder, dim: int | None = None) -> store.ModelInfo:
-    """What the manifest records of the model. `dim` when already known, so that checking an
-    index against the model does not need the model loaded."""
-    return store.ModelInfo(
-        embedder.model_id,
-        embedder.profile.name,
-        embedder.dim if dim is None else dim,
-        SEGMENTER,
-        embedder.runtime,
-    )
 
 
 # Text per share of a build spread over Dask workers that write into Milvus themselves.
@@ -498,22 +487,6 @@ def _same_build(
         and all(docs[a.doc_id].get("source") == a.source for a in articles)
         and manifest.get("skipped") == _skipped(skipped)
     )
-
-
-def milvus_uri(settings: Settings) -> str | None:
-    """Where the Milvus backend writes (None for the embedded backend); a Milvus Lite file is made
-    absolute, so that a server started elsewhere finds it."""
-    if settings.backend == "embedded":
-        return None
-    if settings.backend != "milvus":
-        raise De06qaError(f"unknown backend {settings.backend!r}; use embedded or milvus")
-    if not settings.milvus_uri:
-        raise De06qaError(
-            "--backend milvus needs --milvus-uri URI (a file such as milvus.db for Milvus Lite, "
-            "or http://host:19530); or set DE06QA_MILVUS_URI"
-        )
-    uri = settings.milvus_uri
-    return str(Path(uri).resolve()) if uri.endswith(".db") else uri
 
 
 def _stack(rows: list[np.ndarray], dim: int) -> np.ndarray:

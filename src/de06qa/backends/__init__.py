@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from de06qa.config import Settings
 from de06qa.corpus import CorpusView
 from de06qa.documents import Article, Chunk
+from de06qa.errors import De06qaError
 from de06qa.filters import Filters
 from de06qa.query import Query
 
@@ -94,3 +97,32 @@ class Backend(Protocol):
         """Changes when the index is rebuilt or updated (the server reloads then); None when it
         cannot be read now."""
         ...
+
+
+def milvus_uri(settings: Settings) -> str | None:
+    """Where the Milvus backend writes (None for the embedded backend); a Milvus Lite file is made
+    absolute, so that a server started elsewhere finds it."""
+    if settings.backend == "embedded":
+        return None
+    if settings.backend != "milvus":
+        raise De06qaError(f"unknown backend {settings.backend!r}; use embedded or milvus")
+    if not settings.milvus_uri:
+        raise De06qaError(
+            "--backend milvus needs --milvus-uri URI (a file such as milvus.db for Milvus Lite, "
+            "or http://host:19530); or set DE06QA_MILVUS_URI"
+        )
+    uri = settings.milvus_uri
+    return str(Path(uri).resolve()) if uri.endswith(".db") else uri
+
+
+def open_backend(settings: Settings) -> Backend:
+    """Where the settings say the index lives."""
+    if settings.backend == "embedded":
+        from de06qa.backends.embedded import EmbeddedBackend
+
+        return EmbeddedBackend.open(settings.index_dir)
+    uri = milvus_uri(settings)  # says what is wrong with the settings
+    from de06qa.backends.milvus import MilvusBackend
+
+    assert uri is not None
+    return MilvusBackend(uri, settings.collection)

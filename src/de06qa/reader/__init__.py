@@ -1,6 +1,6 @@
 """The answer reader: a question with texts (the product gives it sentences), through the reader's
 ONNX file, gives the best answer span of each text (character offsets into its article) and a
-logit that the text answers the question at all. It is the answer path: `Searcher.read_answer`
+logit that the text answers the question at all. It is the answer path: `search.answers.Answerer.read`
 reads the sentences the learned selector ranks first and takes the span of the one likeliest to
 answer (eval/RESULTS.md, "Answers").
 
