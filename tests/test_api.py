@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -256,8 +259,10 @@ def test_backend_settings_errors_name_the_fix(tmp_path):
     assert milvus_uri(Settings()) is None
     with pytest.raises(De06qaError, match="--backend milvus needs --milvus-uri URI"):
         milvus_uri(Settings(backend="milvus"))
-    with pytest.raises(De06qaError, match="unknown backend 'solr'; use embedded or milvus"):
-        milvus_uri(Settings(backend="solr"))
+    with pytest.raises(
+        De06qaError, match=r"unknown backend 'solr' \(DE06QA_BACKEND\); use embedded or milvus"
+    ):
+        Settings(backend="solr")  # type: ignore[arg-type]
     assert milvus_uri(Settings(backend="milvus", milvus_uri="x.db")) == str((Path.cwd() / "x.db").resolve())
     assert (
         milvus_uri(Settings(backend="milvus", milvus_uri="http://127.0.0.1:19530"))
@@ -274,3 +279,33 @@ def test_filters_become_milvus_expressions():
         'array_contains_any(provinces, ["Hà Giang", "Tuyên Quang"]) and date >= "2024-01-01" '
         'and date != "" and date <= "2024-06-30"'
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"DE06QA_RUNTIME": "tensorflow"},
+            "unknown runtime 'tensorflow' (DE06QA_RUNTIME); use onnx or torch",
+        ),
+        ({"DE06QA_PRECISION": "fp16"}, "unknown precision 'fp16' (DE06QA_PRECISION); use int8 or fp32"),
+        (
+            {"DE06QA_FAISS_INDEX": "ivf"},
+            "unknown faiss index 'ivf' (DE06QA_FAISS_INDEX); use auto or flat or hnsw",
+        ),
+        ({"DE06QA_THREADS": "two"}, "DE06QA_THREADS='two' is not a whole number"),
+    ],
+)
+def test_a_setting_the_product_does_not_offer_fails_at_start_with_one_line(env, message):
+    """Checked where the settings are read, before any model loads or any embedding is done; the
+    CLI prints the line and exits 2."""
+    from de06qa.errors import De06qaError
+
+    with pytest.raises(De06qaError) as e:
+        Settings.from_env(env)
+    assert str(e.value) == message
+    r = subprocess.run(
+        [sys.executable, "-m", "de06qa", "index", "seeds", "--index-dir", "/nonexistent/never-written"],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {message}"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from de06qa.doctor import FAIL, OK, WARN, Check, packages
+from de06qa.errors import De06qaError
 
 EXE = str(Path(sys.executable).with_name("de06qa"))
 
@@ -107,5 +108,7 @@ def test_doctor_names_the_reader_file_a_question_would_read(tmp_path):
 
     fresh = reader_line()
     assert fresh.status == OK and "int8; not exported yet" in fresh.detail
-    bad = reader_line(reader_precision="bf16")
-    assert bad.status == FAIL and "'bf16'" in bad.detail and "int8 or fp32" in bad.fix
+    with pytest.raises(
+        De06qaError, match=r"^unknown reader precision 'bf16' \(DE06QA_READER_PRECISION\); use int8 or fp32$"
+    ):
+        reader_line(reader_precision="bf16")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
+from typing import Literal, get_args, get_type_hints
 
 from de06qa.errors import De06qaError
 
@@ -30,12 +32,20 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "DE06QA_BUILD_PRECISION": ("build_precision", str),
     "DE06QA_READER_PRECISION": ("reader_precision", str),
     "DE06QA_RESTORE_MARKS": ("restore_marks", lambda v: v.lower() not in ("0", "false", "no", "off")),
-    "DE06QA_THREADS": ("threads", lambda v: int(v) if v.isdigit() else 0),
+    "DE06QA_THREADS": ("threads", int),
     "DE06QA_BACKEND": ("backend", str),
     "DE06QA_MILVUS_URI": ("milvus_uri", str),
     "DE06QA_COLLECTION": ("collection", str),
     "DE06QA_FAISS_INDEX": ("faiss_index", str),
 }
+
+
+Runtime = Literal["onnx", "torch"]
+Precision = Literal["int8", "fp32"]
+Backend = Literal["embedded", "milvus"]
+FaissKind = Literal["auto", "flat", "hnsw"]
+
+_ENV_OF = {key: name for name, (key, _) in _ENV.items()}
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,7 @@ class Settings:
     chunk_overlap: int = 1
     # Dense index type: "auto" (default: exact below 20,000 passages, HNSW from there on), "flat"
     # (exact) or "hnsw" (approximate).
-    faiss_index: str = "auto"
+    faiss_index: FaissKind = "auto"
     # Texts per model call. Small batches of length-sorted texts are fastest on this CPU (100 news
     # articles' passages: 9.6 s at 8, 11.7 s at 32, 13.7 s at 128; eval/bench_build.py).
     embed_batch_size: int = 8
@@ -62,13 +72,13 @@ class Settings:
     # questions rank within 0.002 of fp32 throughout (hybrid Hit@1, MRR@10 and answer F1 on the
     # ViNewsQA held-out and ViQuAD dev sets), int8 questions too lost 0.0055-0.0075 MRR@10, more
     # than a default may lose (eval/RESULTS.md). Threads per inference: 0 = one per core.
-    runtime: str = "onnx"
-    precision: str = "fp32"
-    build_precision: str = "int8"
+    runtime: Runtime = "onnx"
+    precision: Precision = "fp32"
+    build_precision: Precision = "int8"
     # The answer reader's ONNX file: int8 with its outlier channels kept in fp32 (reader/int8.py)
     # reads ~35% faster than fp32 and within 0.01 of its F1 on held-out gold paragraphs
     # (quantising every channel lost .04: eval/RESULTS.md, "Answers").
-    reader_precision: str = "int8"
+    reader_precision: Precision = "int8"
     # A question typed without marks is read (embedded and read for its answer) with its likeliest
     # marks (de06qa.accents): on held-out questions with their marks stripped, eval/RESULTS.md.
     restore_marks: bool = True
@@ -80,7 +90,7 @@ class Settings:
     # Candidate retrieval: "embedded" (bm25s + FAISS in this process) or "milvus" (a Milvus
     # collection at `milvus_uri`: a local Milvus Lite file or http://host:19530), named
     # `collection` (+ a build time).
-    backend: str = "embedded"
+    backend: Backend = "embedded"
     milvus_uri: str = ""
     collection: str = "de06qa"
     # compare: rows whose as-of dates lie further apart than this are said not to compare.
@@ -88,13 +98,31 @@ class Settings:
     # The server checks the index folder this often and loads a rebuilt index (0 = never).
     reload_poll_s: float = 2.0
 
+    def __post_init__(self) -> None:
+        """A choice the settings do not offer is an error here, at start, not when it is first used."""
+        for name, choices in _choices().items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise De06qaError(
+                    f"unknown {name.replace('_', ' ')} {value!r} ({_ENV_OF.get(name, name)}); "
+                    f"use {' or '.join(choices)}"
+                )
+        if self.threads < 0:
+            raise De06qaError(
+                f"threads must be 0 (one per core) or more, not {self.threads} (DE06QA_THREADS)"
+            )
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         s = cls()
-        updates: dict[str, object] = {
-            field: convert(env[name]) for name, (field, convert) in _ENV.items() if env.get(name)
-        }
+        updates: dict[str, object] = {}
+        for name, (key, convert) in _ENV.items():
+            if env.get(name):
+                try:
+                    updates[key] = convert(env[name])
+                except ValueError:
+                    raise De06qaError(f"{name}={env[name]!r} is not a whole number") from None
         if v := env.get("DE06QA_MAX_ARTICLE_MB"):
             try:
                 updates["max_article_bytes"] = int(float(v) * 1e6)
@@ -105,3 +133,14 @@ class Settings:
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields replaced (None values are ignored, handy for CLI options)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+
+@cache
+def _choices() -> dict[str, tuple[str, ...]]:
+    """The fields whose type is a Literal, with the values each allows."""
+    hints = get_type_hints(Settings)
+    return {
+        f.name: get_args(hints[f.name])
+        for f in fields(Settings)
+        if getattr(hints[f.name], "__origin__", None) is Literal
+    }

@@ -12,7 +12,6 @@ from importlib import metadata
 from pathlib import Path
 
 from de06qa.config import DEFAULT_MODEL, Settings
-from de06qa.errors import ModelUnavailable
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 # The lock files of a checkout (an install from PyPI has none and is checked against its ranges).
@@ -129,15 +128,11 @@ def model(settings: Settings) -> list[Check]:
             )
         )
     else:
-        try:
-            onnx = reader_file(settings)
-        except ModelUnavailable as e:
-            out.append(Check(FAIL, "reader", str(e), "set DE06QA_READER_PRECISION to int8 or fp32"))
-        else:
-            detail = f"{w.name} ({_mb(w):.1f} MB), {settings.reader_precision}; " + (
-                f"in use: {onnx}" if onnx.exists() else "not exported yet (its first use, ~35 s)"
-            )
-            out.append(Check(OK, "reader", detail))
+        onnx = reader_file(settings)
+        detail = f"{w.name} ({_mb(w):.1f} MB), {settings.reader_precision}; " + (
+            f"in use: {onnx}" if onnx.exists() else "not exported yet (its first use, ~35 s)"
+        )
+        out.append(Check(OK, "reader", detail))
     from de06qa.accents import counts_file
 
     a = counts_file()
@@ -178,12 +173,8 @@ def index(settings: Settings) -> Check:
         f"built {m.get('built_at', '?')} with {model} ({runtime})"
     )
     from de06qa.embedding import create_embedder  # loads nothing: its runtime is what builds write
-    from de06qa.errors import De06qaError
 
-    try:
-        builds = create_embedder(settings).runtime
-    except De06qaError:  # an unknown runtime or precision: the build itself will say so
-        builds = runtime
+    builds = create_embedder(settings).runtime
     if model == settings.model and runtime != builds:
         # Searching it works; only an update would not mix vectors of two precisions.
         return Check(WARN, "index", text, f"the next `de06qa index` re-embeds every article ({builds} now)")

@@ -361,8 +361,4 @@ def model_info(embedder: Embedder, dim: int | None = None) -> store.ModelInfo:
 
 def create_embedder(settings: Settings) -> Embedder:
     """The embedder the settings ask for (DE06QA_RUNTIME, DE06QA_PRECISION); nothing is loaded yet."""
-    if settings.runtime == "torch":
-        return TorchEmbedder(settings)
-    if settings.runtime == "onnx":
-        return OnnxEmbedder(settings)
-    raise ModelUnavailable(f"unknown runtime {settings.runtime!r}; use onnx or torch")
+    return TorchEmbedder(settings) if settings.runtime == "torch" else OnnxEmbedder(settings)

@@ -104,8 +104,6 @@ def milvus_uri(settings: Settings) -> str | None:
     absolute, so that a server started elsewhere finds it."""
     if settings.backend == "embedded":
         return None
-    if settings.backend != "milvus":
-        raise De06qaError(f"unknown backend {settings.backend!r}; use embedded or milvus")
     if not settings.milvus_uri:
         raise De06qaError(
             "--backend milvus needs --milvus-uri URI (a file such as milvus.db for Milvus Lite, "

