@@ -24,6 +24,18 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from de06qa.config import Settings
+from de06qa.contract import (
+    CompareOut,
+    DocumentOut,
+    DocumentsOut,
+    ErrorOut,
+    HealthOut,
+    ReloadOut,
+    SearchOut,
+    Sort,
+    compare_out,
+    search_out,
+)
 from de06qa.documents import Article
 from de06qa.embedding import Embedder
 from de06qa.errors import (
@@ -50,7 +62,6 @@ Q_MAX = Settings().max_query_chars
 # which JSON Schema's \s does not cover).
 Q_PATTERN = r"[^\s\u001c-\u001f\u0085]"
 Mode = Literal["hybrid", "bm25", "dense"]
-Sort = Literal["relevance", "date"]
 # The schema lists the province names (old and 2025) so that clients and Swagger UI offer them;
 # the server also takes them without diacritics ("ha giang"). An empty value is no filter (what a
 # form's empty choice sends), so the list holds "" too.
@@ -113,187 +124,6 @@ class SearchRequest(BaseModel):
         if isinstance(v, bool):
             raise ValueError("k must be an integer, not true/false")
         return v
-
-
-class DatedAnswerOut(BaseModel):
-    text: str
-    number: float | None = Field(description="The answer's figure as a number (its first), else null")
-    as_of: str | None = Field(description="The date the figure holds for (ISO, as precise as the text)")
-    as_of_from: Literal["sentence", "paragraph", "article"] | None = Field(
-        description="Where that date was read: the answer's sentence, a sentence before it, the publication date"
-    )
-    doc_id: str
-    start: int = Field(description="Offset of the answer text in the article text")
-    end: int
-    sentence: str
-    sentence_start: int
-    sentence_end: int
-    page: int | None = Field(
-        None, description="1-based page of the answer in a paged source (PDF), else null"
-    )
-
-
-class OtherAnswerOut(DatedAnswerOut):
-    title: str
-    confidence: float
-
-
-class AnswerOut(DatedAnswerOut):
-    conflict: bool = Field(description="Another article gives a different figure for the same date")
-    others: list[OtherAnswerOut] = Field(
-        description="What other articles answer, newest first: the answer is the newest, or the one for the time the question names"
-    )
-
-
-class ScoresOut(BaseModel):
-    lexical: float
-    dense: float
-
-
-class ResultOut(BaseModel):
-    rank: int
-    chunk_id: str
-    doc_id: str
-    title: str
-    source: str
-    url: str | None = Field(
-        description="The web page's address, for an article `de06qa fetch` saved (else its canonical link, or null)"
-    )
-    date: str | None
-    text: str
-    start: int = Field(description="Offset of the passage in the text GET /documents/{doc_id} returns")
-    end: int
-    page: int | None = Field(
-        description="1-based page of the passage in a paged source (PDF), else null; "
-        "GET /documents/{doc_id}/source#page=N opens it there"
-    )
-    score: float
-    scores: ScoresOut
-
-
-class FiltersOut(BaseModel):
-    province: list[str] = Field(description="Province filters applied (canonical names)")
-    since: str | None
-    until: str | None
-    sort: Sort
-    undated_excluded: int = Field(description="Articles without a known date that a date filter left out")
-
-
-class FacetsOut(BaseModel):
-    province: dict[str, int] = Field(
-        description="Passages the question retrieved (within the filters) per province, largest first"
-    )
-    year: dict[str, int] = Field(description="The same per publication year, newest first, then 'undated'")
-
-
-class SearchOut(BaseModel):
-    query: str
-    read_as: str = Field(
-        description="The question as the models read it: as typed, or with the marks it was typed without"
-    )
-    answerable: bool
-    confidence: float
-    answer: AnswerOut | None
-    results: list[ResultOut]
-    filters: FiltersOut
-    facets: FacetsOut
-    comparative: bool = Field(
-        description="The question asks across provinces or over time: GET /compare answers it with a table"
-    )
-    timings_ms: dict[str, float]
-
-
-class CompareRowOut(BaseModel):
-    province: str = Field(
-        description="The province the figure is about, as the article names it (pre-2025 name)"
-    )
-    province_2025: str = Field(description="The province it belongs to since the 2025 mergers")
-    value: str = Field(description="The figure as written, qualifier included: 'hơn 1,5 triệu', '88,6%'")
-    number: float = Field(description="The figure parsed: 1500000, 88.6 (a fraction's numerator)")
-    unit: str = Field(description="'%', 'đồng' or the noun counted ('dịch vụ công'); '' if none")
-    kind: Literal["count", "percent", "money", "fraction", "rank"]
-    qualifier: str | None = Field(description="'hơn', 'gần', 'trên', …: a bound or an estimate")
-    total: float | None = Field(description="A fraction's or a rank's denominator (1.818/1.876 → 1876)")
-    upper: float | None = Field(description="A range's upper end")
-    as_of: str | None = Field(description="When the figure holds: YYYY-MM-DD, YYYY-MM or YYYY")
-    as_of_from: Literal["sentence", "paragraph", "article", "none"] = Field(
-        description="Where as_of was read: the figure's sentence, an earlier sentence of its paragraph, "
-        "or the article's publication date"
-    )
-    doc_id: str
-    title: str
-    date: str | None = Field(description="The article's publication date")
-    start: int = Field(description="Offset of `value` in the article text")
-    end: int
-    page: int | None
-    sentence: str
-    sentence_start: int
-    sentence_end: int
-    confidence: float
-    compares: bool = Field(description="Whether the row compares with the others (no notes)")
-    notes: list[str] = Field(description="Why it may not: another kind of figure, not exact, older, undated")
-
-
-class CompareFiltersOut(BaseModel):
-    province: list[str]
-    since: str | None
-    until: str | None
-
-
-class CompareOut(BaseModel):
-    query: str
-    indicator: str = Field(description="What was compared: the question without its comparison words")
-    by: Literal["province", "date"]
-    order: Literal["descending", "ascending"]
-    rows: list[CompareRowOut]
-    silent: list[str] = Field(description="Provinces read whose articles give no confident figure")
-    leader: str | None = Field(description="The first row's province when every row of its kind compares")
-    filters: CompareFiltersOut
-    timings_ms: dict[str, float]
-
-
-class DocumentSummary(BaseModel):
-    doc_id: str
-    title: str
-    source: str
-    url: str | None = Field(description="The web page's address, for a fetched page (else null)")
-    date: str | None
-    provinces: list[str]
-    provinces_2025: list[str]
-    chars: int
-    pages: int | None = Field(description="Number of pages of a paged source (PDF), else null")
-    media_type: str = Field(
-        description="Media type of the original file GET /documents/{doc_id}/source returns"
-    )
-
-
-class DocumentOut(DocumentSummary):
-    text: str = Field(description="The cleaned article text every start/end offset refers to")
-
-
-class DocumentsOut(BaseModel):
-    documents: list[DocumentSummary]
-
-
-class HealthOut(BaseModel):
-    status: Literal["ok", "unavailable"]
-    reason: str | None = None
-    model: str | None = None
-    documents: int = 0
-    chunks: int = 0
-    built_at: str | None = None
-    loaded_at: str | None = None
-    index_dir: str
-
-
-class ReloadOut(BaseModel):
-    reloaded: bool
-    built_at: str | None
-    documents: int
-
-
-class ErrorOut(BaseModel):
-    detail: str
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -492,11 +322,11 @@ def create_app(
         since: SinceQuery = None,
         until: UntilQuery = None,
         sort: Annotated[Sort, Query(description=SORT_HELP)] = "relevance",
-    ) -> dict[str, Any]:
+    ) -> SearchOut:
         """Answer a question: the answer span, its sentence, and ranked passages with citations,
         optionally within provinces and a date range; with facets per province and year."""
         filters = parse_filters(province, since, until)
-        return service.searcher().search(q, k, mode, filters, sort).to_dict()
+        return search_out(service.searcher().search(q, k, mode, filters, sort))
 
     @app.post(
         "/search",
@@ -505,10 +335,10 @@ def create_app(
         tags=["search"],
         dependencies=[Depends(_json_body)],
     )
-    def search_post(body: SearchRequest) -> dict[str, Any]:
+    def search_post(body: SearchRequest) -> SearchOut:
         """The same search with a JSON body: `{"q": "…", "k": 5, "province": ["Hà Giang"]}`."""
         filters = parse_filters(body.province, body.since, body.until)
-        return service.searcher().search(body.q, body.k, body.mode, filters, body.sort).to_dict()
+        return search_out(service.searcher().search(body.q, body.k, body.mode, filters, body.sort))
 
     @app.get("/compare", response_model=CompareOut, responses=_ERRORS, tags=["search"])
     def compare_get(
@@ -529,12 +359,12 @@ def create_app(
         province: ProvinceQuery = [],  # noqa: B006 (FastAPI copies the default)
         since: SinceQuery = None,
         until: UntilQuery = None,
-    ) -> dict[str, Any]:
+    ) -> CompareOut:
         """One figure across provinces (or one province over time): the value as written and
         parsed, its as-of date, its sentence and citation, sorted where the rows compare."""
         from de06qa.compare import compare
 
-        return compare(service.searcher(), q, by, parse_filters(province, since, until)).to_dict()
+        return compare_out(compare(service.searcher(), q, by, parse_filters(province, since, until)))
 
     @app.get("/documents", response_model=DocumentsOut, responses=_ERRORS, tags=["documents"])
     def documents() -> dict[str, Any]:

@@ -63,34 +63,6 @@ class Row:
     confidence: float
     notes: tuple[str, ...] = ()  # why this row does not compare with the others
 
-    def to_dict(self) -> dict[str, Any]:
-        f = self.figure
-        return {
-            "province": self.province,
-            "province_2025": self.province_2025,
-            "value": f.value,
-            "number": f.number,
-            "unit": f.unit,
-            "kind": f.kind,
-            "qualifier": f.qualifier,
-            "total": f.total,
-            "upper": f.upper,
-            "as_of": self.as_of,
-            "as_of_from": self.as_of_from,
-            "doc_id": self.doc_id,
-            "title": self.title,
-            "date": self.date,
-            "start": f.start,
-            "end": f.end,
-            "page": self.page,
-            "sentence": self.sentence.text,
-            "sentence_start": self.sentence.start,
-            "sentence_end": self.sentence.end,
-            "confidence": round(self.confidence, 4),
-            "compares": not self.notes,
-            "notes": list(self.notes),
-        }
-
 
 @dataclass(frozen=True)
 class Comparison:
@@ -113,18 +85,10 @@ class Comparison:
         return self.rows[0] if len(same) >= 2 and not any(r.notes for r in same) else None
 
     def to_dict(self) -> dict[str, Any]:
-        lead = self.leader
-        return {
-            "query": self.query,
-            "indicator": self.indicator,
-            "by": self.by,
-            "order": self.order,
-            "rows": [r.to_dict() for r in self.rows],
-            "silent": list(self.silent),
-            "leader": None if lead is None else lead.province,
-            "filters": self.filters.to_dict(),
-            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
-        }
+        """The JSON of this comparison (contract.py: the same JSON the HTTP API returns)."""
+        from de06qa.contract import compare_json  # the contract reads these dataclasses
+
+        return compare_json(self)
 
 
 def indicator_of(question: str) -> tuple[str, list[str]]:
