@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-from de06qa.backends import milvus as milvus_backend
+from de06qa.backends.milvus import index as milvus_index
 from de06qa.backends.milvus import MilvusBackend, MilvusIndex
 from de06qa.config import Settings
 from de06qa.errors import IndexBusy
@@ -322,7 +322,7 @@ def test_a_killed_rebuild_leaves_readers_on_the_old_collection(
         Searcher(b, FakeEmbedder(), settings, reader=FakeReader()).search("dịch vụ công toàn trình").passages
     )
     # the dead build's lock expires; the next build publishes and drops the leftover
-    monkeypatch.setattr(milvus_backend, "LOCK_TTL_S", 0.5)
+    monkeypatch.setattr(milvus_index, "LOCK_TTL_S", 0.5)
     time.sleep(0.6)
     build_index(settings, SEEDS, FakeEmbedder(), rebuild=True)
     now = _collections(milvus.uri)
