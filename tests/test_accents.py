@@ -10,6 +10,7 @@ import pytest
 
 from de06qa.accents import AccentModel, with_marks
 from de06qa.config import Settings
+from de06qa.contract import search_json
 from de06qa.errors import ModelUnavailable
 from de06qa.reader import Found, Text
 from de06qa.search import Searcher
@@ -69,13 +70,13 @@ def test_search_embeds_and_reads_the_marked_question_and_reports_the_typed_one(f
     marked = "hà giang có bao nhiêu dịch vụ công toàn trình"
     emb, reader = RecordingEmbedder(), RecordingReader()
     res = Searcher.open(fake_index, emb, reader=reader).search(typed)
-    assert res.query == typed and res.to_dict()["read_as"] == marked
+    assert res.query == typed and search_json(res)["read_as"] == marked
     assert emb.embedded == [marked]
     assert reader.read_questions and set(reader.read_questions) == {marked}
 
     off, off_reader = RecordingEmbedder(), RecordingReader()
     res = Searcher.open(fake_index.with_(restore_marks=False), off, reader=off_reader).search(typed)
-    assert res.to_dict()["read_as"] == typed
+    assert search_json(res)["read_as"] == typed
     assert off.embedded == [typed] and set(off_reader.read_questions) == {typed}
 
 

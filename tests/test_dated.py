@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
+from de06qa.contract import search_json
 from de06qa.dated import choose, conflict, newest_first, shown
 from de06qa.figures import time_asked
 from tests import dated_corpus as dc
@@ -93,7 +94,7 @@ def _figures(series: list[tuple[str, str]], answer: dict) -> list[tuple[str, str
 def test_without_a_time_the_newest_figure_and_the_older_ones_beside_it(archive, key):
     series = dc.SERIES[key]
     r = archive.search(dc.question(*key))
-    a = r.to_dict()["answer"]
+    a = search_json(r)["answer"]
     assert r.answerable and a["text"].startswith(series[-1][1]) and a["as_of"] == series[-1][0]
     assert a["as_of_from"] == "sentence" and not a["conflict"]
     # the older reports, newest first, each with its date and a citation that holds its text
@@ -115,14 +116,14 @@ def test_without_a_time_the_newest_figure_and_the_older_ones_beside_it(archive, 
     ],
 )
 def test_a_question_naming_a_time_gets_that_times_figure(archive, key, when, expected):
-    a = archive.search(dc.question(*key, when=when)).to_dict()["answer"]
+    a = search_json(archive.search(dc.question(*key, when=when)))["answer"]
     assert (a["as_of"], a["text"][: len(expected[1])]) == expected
     assert {o["as_of"] for o in a["others"]} == {d for d, _ in dc.SERIES[key]} - {expected[0]}
 
 
 @pytest.mark.slow
 def test_two_reports_disagreeing_for_one_date_are_said_to(archive):
-    a = archive.search(dc.question("Tây Ninh", dc.ACCOUNTS)).to_dict()["answer"]
+    a = search_json(archive.search(dc.question("Tây Ninh", dc.ACCOUNTS)))["answer"]
     assert a["conflict"] and a["as_of"] == "2023-12-31"
     assert {a["text"][:7], *(o["text"][:7] for o in a["others"])} == {"301.200", "310.200"}
 

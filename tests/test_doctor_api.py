@@ -84,17 +84,17 @@ def test_the_python_api_as_the_readme_shows_it(model_cache, seeds_copy, tmp_path
     monkeypatch.chdir(tmp_path)
     seeds_copy.rename(tmp_path / "myreports")
     # -- the README's example, as written --
-    from de06qa import index_folder, open_index
+    from de06qa import index_folder, open_index, search_json
 
     summary = index_folder("myreports", index_dir="myreports-index")
     searcher = open_index("myreports-index")
     result = searcher.search("Hà Giang có bao nhiêu dịch vụ công toàn trình?", k=3)
     print(result.answer.text if result.answerable else "no answer")
-    print(json.dumps(result.to_dict(), ensure_ascii=False)[:200])
+    print(json.dumps(search_json(result), ensure_ascii=False)[:200])
     # -- what it gives --
     assert summary.documents == 5 and not summary.skipped
     assert result.answerable and result.answer.text.split()[0] == "665"
-    d = result.to_dict()
+    d = search_json(result)
     assert d["answer"]["text"].split()[0] == "665" and len(d["results"]) == 3
     assert index_folder("myreports", index_dir="myreports-index").changed is False
 

@@ -1,7 +1,8 @@
 import pytest
 
-from de06qa.answer import locate, question_kind
 from de06qa.gazetteer import MERGED_2025, NEW_NAME, PROVINCES, covered_by, find_provinces
+from de06qa.locate import locate
+from de06qa.query import question_kind
 
 
 def test_gazetteer_has_63_old_and_34_new_provinces():

@@ -98,7 +98,7 @@ def test_a_build_in_batches_equals_one_batch_and_reports_each(tmp_path: Path, se
     """Articles are segmented on a second thread batch by batch while the batch before is
     embedded: the index is the same as in one batch, progress moves per batch, stages are timed."""
     whole = build_index(_settings(tmp_path).with_(index_dir=tmp_path / "one"), seeds_copy, FakeEmbedder())
-    monkeypatch.setattr("de06qa.indexing.BATCH_CHARS", 3000)  # the seeds are 2-8k characters each
+    monkeypatch.setattr("de06qa.indexing.stages.BATCH_CHARS", 3000)  # the seeds are 2-8k characters each
     seen: list[tuple[str, int, int]] = []
     batched = build_index(_settings(tmp_path), seeds_copy, FakeEmbedder(), lambda *r: seen.append(r))
     assert [r for r in seen if r[0] == "embed"] == [("embed", n, 5) for n in range(6)]

@@ -21,9 +21,10 @@ import pytest
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-from de06qa.backends.milvus import index as milvus_index
 from de06qa.backends.milvus import MilvusBackend, MilvusIndex
+from de06qa.backends.milvus import index as milvus_index
 from de06qa.config import Settings
+from de06qa.contract import search_json
 from de06qa.errors import IndexBusy
 from de06qa.evaluation import load_questions
 from de06qa.filters import parse_filters
@@ -128,8 +129,8 @@ def test_milvus_answers_as_the_embedded_backend_does(built: Settings, real_embed
     dated = via_milvus.search("dịch vụ công", 10, filters=parse_filters((), "2024", "2024"))
     assert dated.passages and all((p.article.date or "").startswith("2024") for p in dated.passages)
     assert (
-        dated.to_dict()["facets"]
-        == real_searcher.search("dịch vụ công", 10, filters=parse_filters((), "2024", "2024")).to_dict()[
+        search_json(dated)["facets"]
+        == search_json(real_searcher.search("dịch vụ công", 10, filters=parse_filters((), "2024", "2024")))[
             "facets"
         ]
     )

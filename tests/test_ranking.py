@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from de06qa import store
-from de06qa.answer import locate
 from de06qa.filters import parse_filters
+from de06qa.locate import locate
 from de06qa.query import analyse
 from de06qa.ranking import CONFIDENCE_FEATURES, RANK_FEATURES, load_models, rank_features
 from de06qa.search import Searcher

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from de06qa.contract import search_json
 from de06qa.errors import BadQuery
 from de06qa.evaluation import evaluate, load_questions, run_file
 
@@ -13,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_core_promise(real_searcher):
     res = real_searcher.search("Hà Giang có bao nhiêu dịch vụ công toàn trình?")
-    d = res.to_dict()
+    d = search_json(res)
     # the reader's span: the figure as the article writes it, with its unit noun ("665 dịch vụ")
     assert d["answerable"] is True and d["answer"]["text"].split()[0] == "665"
     doc = real_searcher.document(d["answer"]["doc_id"]).text
@@ -36,13 +37,13 @@ def test_accentless_and_english_questions_find_the_passage(real_searcher, questi
     """Typed without diacritics or in English, the question still finds the right article first and
     the passage with the figure among the first three (the answer span and the confidence for these
     are weaker: eval/RESULTS.md)."""
-    d = real_searcher.search(question).to_dict()
+    d = search_json(real_searcher.search(question))
     assert d["results"][0]["doc_id"] == "002_956fdc6dbb6455d8"
     assert any("665 dịch vụ công toàn trình" in r["text"] for r in d["results"][:3])
 
 
 def test_merged_province_name_finds_the_old_provinces_report(real_searcher):
-    d = real_searcher.search("Tuyên Quang có bao nhiêu dịch vụ công toàn trình?").to_dict()
+    d = search_json(real_searcher.search("Tuyên Quang có bao nhiêu dịch vụ công toàn trình?"))
     assert d["answerable"] is True and d["answer"]["doc_id"] == "002_956fdc6dbb6455d8"
     assert d["results"][0]["doc_id"] == "002_956fdc6dbb6455d8" and "665" in d["results"][0]["text"]
 
@@ -57,7 +58,7 @@ def test_merged_province_name_finds_the_old_provinces_report(real_searcher):
 def test_the_answer_is_the_articles_figure_in_vietnamese_and_in_english(real_searcher, question, figure):
     """The reader's span holds the figure as the article writes it (qualifier, decimal comma), not
     a number from another sentence; an English question over Vietnamese text is answered too."""
-    d = real_searcher.search(question).to_dict()
+    d = search_json(real_searcher.search(question))
     a = d["answer"]
     assert d["answerable"] is True and figure in a["text"], (a, d["confidence"])
     doc = real_searcher.document(a["doc_id"]).text
@@ -67,13 +68,13 @@ def test_the_answer_is_the_articles_figure_in_vietnamese_and_in_english(real_sea
 
 @pytest.mark.parametrize("question", ["Hà Nội có bao nhiêu dịch vụ công trực tuyến?", "Giá vàng hôm nay?"])
 def test_unanswerable_questions_say_so_and_still_list_results(real_searcher, question):
-    d = real_searcher.search(question, k=3).to_dict()
+    d = search_json(real_searcher.search(question, k=3))
     assert d["answerable"] is False and d["answer"] is None
     assert len(d["results"]) == 3 and d["confidence"] < 0.5
 
 
 def test_json_contract_keys(real_searcher):
-    d = real_searcher.search("Chủ tịch UBND tỉnh Bến Tre là ai?", k=2).to_dict()
+    d = search_json(real_searcher.search("Chủ tịch UBND tỉnh Bến Tre là ai?", k=2))
     assert set(d) == {
         "query",
         "read_as",

@@ -2,13 +2,13 @@
 
 The Python API (the CLI and the HTTP service are built on the same calls):
 
-    from de06qa import index_folder, open_index
+    from de06qa import index_folder, open_index, search_json
 
     index_folder("myreports", index_dir="myreports-index")      # only new or changed files are embedded
     searcher = open_index("myreports-index")
     result = searcher.search("Hà Giang có bao nhiêu dịch vụ công toàn trình?", k=3)
     result.answer.text if result.answerable else None           # "665"
-    result.to_dict()                                             # the JSON of `de06qa ask --json`
+    search_json(result)                                          # the JSON of `de06qa ask --json`
 
 Names are imported on first use, so `import de06qa` stays light.
 """
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from de06qa.config import Settings
+    from de06qa.contract import compare_json, search_json
     from de06qa.errors import De06qaError
     from de06qa.filters import Filters
     from de06qa.indexing import BuildSummary
@@ -27,8 +28,16 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = [
-    "BuildSummary", "De06qaError", "Filters", "SearchResult", "Searcher", "Settings", "index_folder",
+    "BuildSummary",
+    "De06qaError",
+    "Filters",
+    "SearchResult",
+    "Searcher",
+    "Settings",
+    "compare_json",
+    "index_folder",
     "open_index",
+    "search_json",
 ]  # fmt: skip
 
 _LAZY = {
@@ -38,6 +47,8 @@ _LAZY = {
     "BuildSummary": "de06qa.indexing",
     "Searcher": "de06qa.search",
     "SearchResult": "de06qa.search",
+    "search_json": "de06qa.contract",
+    "compare_json": "de06qa.contract",
 }
 
 

@@ -15,21 +15,20 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from de06qa.answer import content_terms, locate, question_kind
 from de06qa.documents import Span
 from de06qa.errors import BadQuery
 from de06qa.figures import Figure, as_of_in, figure_at, last_day
 from de06qa.filters import Filters
 from de06qa.gazetteer import NEW_NAME, find_provinces, province_spans
-from de06qa.query import ASKING, SUPERLATIVE, SUPERLATIVE_PAIR, Query
+from de06qa.locate import locate
+from de06qa.query import ASKING, SUPERLATIVE, SUPERLATIVE_PAIR, Query, question_kind
 from de06qa.ranking import sigmoid
 from de06qa.search import Passage, Searcher
 from de06qa.search.passages import top_passages
 from de06qa.search.questions import validate
 from de06qa.search.retrieval import rank
-from de06qa.text import fold, has_diacritics, normalise
+from de06qa.text import content_terms, fold, has_diacritics, normalise
 
 BYS = ("province", "date")
 # Characters either side of a figure where most of the indicator's words must be.
@@ -83,12 +82,6 @@ class Comparison:
         kind = _comparable(self.rows[0])
         same = [r for r in self.rows if _comparable(r) == kind]
         return self.rows[0] if len(same) >= 2 and not any(r.notes for r in same) else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON of this comparison (contract.py: the same JSON the HTTP API returns)."""
-        from de06qa.contract import compare_json  # the contract reads these dataclasses
-
-        return compare_json(self)
 
 
 def indicator_of(question: str) -> tuple[str, list[str]]:

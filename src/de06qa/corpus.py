@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from de06qa.answer import has_candidate
 from de06qa.documents import Article, Chunk
+from de06qa.locate import has_candidate
 from de06qa.text import fold
 
 _SYLLABLE = re.compile(r"\w+(?:[.,/]\w+)*")

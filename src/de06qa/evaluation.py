@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from de06qa.contract import search_json
 from de06qa.documents import Chunk
 from de06qa.errors import De06qaError
 from de06qa.filters import Filters
@@ -25,7 +26,6 @@ from de06qa.search import MODES, Searcher, SearchResult
 from de06qa.text import nfc, normalise, word_terms, words
 
 DEPTH = 10
-KINDS = ("direct", "paraphrase", "accentless", "english", "unanswerable")
 
 
 @dataclass(frozen=True)
@@ -301,7 +301,7 @@ def _answer_metrics(questions: list[Question], results: dict[str, SearchResult])
 
 
 def _failure(q: Question, judged: list[str], res: SearchResult, rel: set[str]) -> dict[str, Any]:
-    d = res.to_dict()
+    d = search_json(res)
     first = next((rank for rank, c in enumerate(judged, 1) if c in rel), None)
     return {
         "id": q.qid,

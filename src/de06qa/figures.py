@@ -329,3 +329,15 @@ def time_asked(question: str) -> str | None:
         return None
     strongest = max(d.strength for d in found)
     return [d for d in found if d.strength == strongest][-1].when
+
+
+# Figures of each kind as written in a sentence (what an answer of that kind may be).
+_SCALE = r"(?:\s(?:triệu|tỷ|tỉ|nghìn|ngàn|trăm)(?!\w))?"
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "percent": re.compile(rf"{NUM}\s?%"),
+    "rank": re.compile(rf"(?<![\d/]){NUM}/{NUM}(?![\d/])"),
+    "money": re.compile(rf"{NUM}{_SCALE}\s(?:đồng|USD|VND|VNĐ|đô la)"),
+    "date": re.compile(r"(?<![\d/])\d{1,2}[/.]\d{1,2}[/.]\d{4}(?![\d/])|(?<![\d/])\d{1,2}/\d{4}(?![\d/])"),
+    "duration": re.compile(rf"{NUM}\s(?:ngày|tháng|năm|giờ|tuần)(?!\s\d)"),
+    "count": re.compile(rf"(?<![\d/.,]){NUM}(?:/\s?{NUM})?{_SCALE}(?![\d/%]|[.,]\d|\s?%)"),
+}

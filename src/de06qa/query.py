@@ -7,10 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from de06qa.answer import content_terms, question_kind
 from de06qa.figures import time_asked
 from de06qa.gazetteer import covered_by, find_provinces
-from de06qa.text import fold, folded_terms, has_diacritics, normalise, word_terms, words
+from de06qa.text import content_terms, fold, folded_terms, has_diacritics, normalise, word_terms, words
 
 # Words asking across provinces or over time rather than about one figure (folded, lower case):
 # "So sánh …", "Tỉnh nào có nhiều … nhất?", "… qua các năm?".
@@ -31,6 +30,39 @@ def comparative(text: str) -> bool:
     """Whether a question asks across provinces or over time, so a comparison answers it."""
     folded = fold(normalise(text))
     return bool(ASKING.search(folded) or SUPERLATIVE_PAIR.search(folded))
+
+
+# Question cues, matched on folded lower-case text; first match wins.
+_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "rank",
+        re.compile(r"\b(thu may|xep thu|dung thu|xep hang|hang may|hang bao nhieu|rank|ranked|place)\b"),
+    ),
+    ("percent", re.compile(r"\b(ty le|ti le|phan tram|percent|percentage|rate|share|proportion)\b")),
+    (
+        "money",
+        re.compile(
+            r"\b(bao nhieu tien|tiet kiem|doanh thu|kinh phi|chi phi|ngan sach|money|revenue|save|saved|cost|budget)\b"
+        ),
+    ),
+    (
+        "date",
+        re.compile(
+            r"\b(khi nao|ngay nao|bao gio|thoi diem nao|thang nao|nam nao|luc nao|when|what date|which date|deadline)\b"
+        ),
+    ),
+    ("duration", re.compile(r"\b(bao lau|may ngay|bao nhieu ngay|bao nhieu nam|how long|how many days)\b")),
+    ("person", re.compile(r"\b(la ai|ai la|nguoi nao|who)\b|^ai\b")),
+    ("count", re.compile(r"\b(bao nhieu|may|so luong|how many|how much|number of|con so)\b")),
+)
+
+
+def question_kind(question: str) -> str | None:
+    q = fold(normalise(question))
+    for kind, cue in _CUES:
+        if cue.search(q):
+            return kind
+    return None
 
 
 @dataclass(frozen=True, eq=False)

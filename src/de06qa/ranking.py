@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from de06qa.answer import STOPWORDS, has_candidate
 from de06qa.backends import Candidates
 from de06qa.corpus import CorpusView, terms_of
 from de06qa.documents import Span
 from de06qa.errors import IndexIncompatible
+from de06qa.locate import has_candidate
 from de06qa.query import Query
+from de06qa.text import STOPWORDS
 
 MODEL_FILE = "ranker.json"
 

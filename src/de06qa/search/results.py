@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from de06qa.documents import Article, Chunk
 from de06qa.filters import Filters
@@ -52,9 +51,3 @@ class SearchResult:
     undated_excluded: int = 0  # articles without a date that a date filter left out
     comparative: bool = False  # the question asks across provinces or over time (compare answers it)
     read_as: str = ""  # the question as the models read it: with marks restored (de06qa.accents)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON of this search (contract.py: the same JSON the HTTP API returns)."""
-        from de06qa.contract import search_json  # the contract reads these dataclasses
-
-        return search_json(self)

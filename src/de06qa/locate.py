@@ -1,129 +1,20 @@
-"""Answer extraction: which kind of answer a question wants, and where it is in a sentence.
+"""Where in a sentence the answer of the kind a question asks for lies: the candidates of that kind
+(figures.PATTERNS; personal names) and the one nearest the question's own words. Compare reads a
+province's figure with it; the ranking features ask whether a sentence holds a candidate at all.
 
-Everything here is generic Vietnamese/English question morphology and number formats; nothing
-refers to particular questions or articles.
+Everything here is generic Vietnamese/English morphology and number formats; nothing refers to
+particular questions or articles.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
-from de06qa.figures import NUM
+from de06qa.figures import PATTERNS
 from de06qa.gazetteer import find_provinces
-from de06qa.text import fold, normalise
+from de06qa.text import content_terms, fold, normalise
 
-# Question words and function words that carry no topic (folded, lower case).
-STOPWORDS = frozenset(
-    [
-        "co",
-        "bao",
-        "nhieu",
-        "la",
-        "cua",
-        "cac",
-        "nhung",
-        "duoc",
-        "o",
-        "tai",
-        "va",
-        "trong",
-        "the",
-        "nao",
-        "ai",
-        "gi",
-        "may",
-        "khong",
-        "da",
-        "khi",
-        "dau",
-        "thi",
-        "nay",
-        "do",
-        "voi",
-        "cho",
-        "den",
-        "tu",
-        "ve",
-        "theo",
-        "ra",
-        "mot",
-        "moi",
-        "tren",
-        "hay",
-        "hoac",
-        "ma",
-        "nen",
-        "vi",
-        "sao",
-        "bi",
-        "de",
-        "khac",
-        "so",
-        "luong",
-        "hien",
-        "nay",
-        "what",
-        "how",
-        "many",
-        "much",
-        "who",
-        "when",
-        "where",
-        "which",
-        "is",
-        "are",
-        "was",
-        "were",
-        "the",
-        "a",
-        "an",
-        "of",
-        "in",
-        "on",
-        "for",
-        "to",
-        "by",
-        "does",
-        "do",
-        "did",
-        "has",
-        "have",
-        "had",
-        "with",
-        "from",
-        "as",
-        "at",
-        "and",
-        "or",
-        "its",
-        "it",
-        "this",
-        "that",
-        "there",
-        "their",
-        "province",
-    ]
-)
-
-
-@dataclass(frozen=True)
-class Answer:
-    text: str
-    start: int  # document offsets
-    end: int
-
-
-_SCALE = r"(?:\s(?:triệu|tỷ|tỉ|nghìn|ngàn|trăm)(?!\w))?"
-PATTERNS: dict[str, re.Pattern[str]] = {
-    "percent": re.compile(rf"{NUM}\s?%"),
-    "rank": re.compile(rf"(?<![\d/]){NUM}/{NUM}(?![\d/])"),
-    "money": re.compile(rf"{NUM}{_SCALE}\s(?:đồng|USD|VND|VNĐ|đô la)"),
-    "date": re.compile(r"(?<![\d/])\d{1,2}[/.]\d{1,2}[/.]\d{4}(?![\d/])|(?<![\d/])\d{1,2}/\d{4}(?![\d/])"),
-    "duration": re.compile(rf"{NUM}\s(?:ngày|tháng|năm|giờ|tuần)(?!\s\d)"),
-    "count": re.compile(rf"(?<![\d/.,]){NUM}(?:/\s?{NUM})?{_SCALE}(?![\d/%]|[.,]\d|\s?%)"),
-}
 # Which pattern answers which kind of question, in order of preference.
 KIND_PATTERNS: dict[str, tuple[str, ...]] = {
     "percent": ("percent",),
@@ -134,42 +25,6 @@ KIND_PATTERNS: dict[str, tuple[str, ...]] = {
     "count": ("count",),
     "person": ("person",),
 }
-# Question cues, matched on folded lower-case text; first match wins.
-_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (
-        "rank",
-        re.compile(r"\b(thu may|xep thu|dung thu|xep hang|hang may|hang bao nhieu|rank|ranked|place)\b"),
-    ),
-    ("percent", re.compile(r"\b(ty le|ti le|phan tram|percent|percentage|rate|share|proportion)\b")),
-    (
-        "money",
-        re.compile(
-            r"\b(bao nhieu tien|tiet kiem|doanh thu|kinh phi|chi phi|ngan sach|money|revenue|save|saved|cost|budget)\b"
-        ),
-    ),
-    (
-        "date",
-        re.compile(
-            r"\b(khi nao|ngay nao|bao gio|thoi diem nao|thang nao|nam nao|luc nao|when|what date|which date|deadline)\b"
-        ),
-    ),
-    ("duration", re.compile(r"\b(bao lau|may ngay|bao nhieu ngay|bao nhieu nam|how long|how many days)\b")),
-    ("person", re.compile(r"\b(la ai|ai la|nguoi nao|who)\b|^ai\b")),
-    ("count", re.compile(r"\b(bao nhieu|may|so luong|how many|how much|number of|con so)\b")),
-)
-
-
-def question_kind(question: str) -> str | None:
-    q = fold(normalise(question))
-    for kind, cue in _CUES:
-        if cue.search(q):
-            return kind
-    return None
-
-
-def content_terms(question: str) -> list[str]:
-    """Folded syllables of the question that carry its topic."""
-    return [t for t in re.findall(r"\w+", fold(normalise(question))) if t not in STOPWORDS]
 
 
 def _candidates(sentence: str, kind: str | None) -> list[re.Match[str]]:
