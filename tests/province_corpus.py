@@ -122,6 +122,15 @@ ARTICLES: list[tuple[str, str, str, list[str]]] = [
         ],
     ),
     (
+        "bac-giang",
+        "Bắc Giang",
+        "Thứ ba - 20/08/2024 10:00",
+        [
+            "Số dịch vụ công trực tuyến toàn trình của tỉnh Bắc Giang đạt 1.214, tăng 34 dịch vụ so với cuối năm 2023.",
+            "Bắc Giang phấn đấu đến năm 2025 có 90% hồ sơ được giải quyết trực tuyến.",
+        ],
+    ),
+    (
         "dien-bien",
         "Điện Biên",
         "Thứ sáu - 22/03/2024 08:10",
@@ -162,6 +171,7 @@ EXPECTED: dict[str, dict[str, tuple[str, float, str]]] = {
         "Sơn La": ("420", 420, "2024-05-31"),  # its newer report
         "Yên Bái": ("350", 350, "2024-02-29"),
         "Lào Cai": ("690", 690, "2025-09-30"),
+        "Bắc Giang": ("1.214", 1214, "2024-08-20"),  # "Số … của <tỉnh> đạt N": the figure names no noun
     },
     ACCOUNTS: {
         "Lạng Sơn": ("412.530", 412530, "2024-07-15"),

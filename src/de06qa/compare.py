@@ -37,6 +37,8 @@ _TIME_UNITS = frozenset(
     {"ngay", "thang", "nam", "gio", "tuan", "phut", "quy", "day", "days", "months", "years"}
 )
 _PLACES = frozenset({"tinh", "thanh", "dia", "huyen", "xa", "provinces", "province"})
+# Words that give a value ("… đạt 1.214", "… là 1.214", "… lên 1.214"; folded).
+_VALUE_VERBS = frozenset({"dat", "la", "len", "toi", "den", "reached", "is", "was", "to"})
 # How many passages of one province are read for its figure (the selector's sentences of the top
 # ANSWER_PASSAGES of them compete, as in a search).
 PASSAGES = 5
@@ -254,7 +256,9 @@ def _figure(s: Span, q: Query, kind: str, weights: dict[str, float]) -> Figure |
         return None  # "Đề án 06", "Kế hoạch 02": a label, not a count
     if fig.kind in ("count", "fraction"):
         head = fold(fig.unit.split(" ")[0]).lower() if fig.unit else ""
-        if not head or (head in _TIME_UNITS and kind != "duration") or head in _PLACES:
+        if not head and not _value_of_indicator(fig, s.text, weights):
+            return None
+        if (head in _TIME_UNITS and kind != "duration") or head in _PLACES:
             return None
     if fig.kind == "rank" and kind != "rank":
         return None
@@ -266,6 +270,25 @@ def _figure(s: Span, q: Query, kind: str, weights: dict[str, float]) -> Figure |
     return fig
 
 
+def _value_of_indicator(fig: Figure, sentence: str, weights: dict[str, float]) -> bool:
+    """A number with no noun after it is a count when a verb gives it as the value ("đạt", "là",
+    "lên", …), it closes its clause and its clause names the indicator before it ("Số dịch vụ công
+    trực tuyến toàn trình của tỉnh đạt 1.214, tăng …"); not a label ("mức độ 4,", "Đề án 06 của")."""
+    before = re.findall(r"\w+", fold(sentence[: fig.start]).lower())
+    if not before or before[-1] not in _VALUE_VERBS:
+        return False
+    if not re.match(r"\s*(?:[,;:.()!?]|$)", sentence[fig.end :]):
+        return False
+    return _cover(re.split(r"[,;:.()!?]", sentence[: fig.start])[-1], weights) >= 0.5
+
+
+def _cover(text: str, weights: dict[str, float]) -> float:
+    """The share of the indicator's words (idf-weighted) that `text` holds."""
+    total = sum(weights.values())
+    words = set(re.findall(r"\w+", fold(text).lower()))
+    return sum(w for t, w in weights.items() if t in words) / total if total else 0.0
+
+
 def _names_indicator(fig: Figure, sentence: str, weights: dict[str, float]) -> float:
     """How much of the indicator the figure's own noun phrase names, idf-weighted: the words right
     after it, up to the next punctuation and no further than the indicator's length and two
@@ -273,18 +296,10 @@ def _names_indicator(fig: Figure, sentence: str, weights: dict[str, float]) -> f
     dịch vụ công thiết yếu đã được thực hiện toàn trình" less: its "toàn trình" is another
     clause's), and at half weight the words before it in its clause ("cấp căn cước công dân gắn
     chip cho 1.306.180 trường hợp")."""
-    total = sum(weights.values())
-    if not total:
-        return 0.0
     clause = re.split(r"[,;:.()!?]|\d", sentence[fig.end :], maxsplit=1)[0]
     after = " ".join(re.findall(r"\w+", clause)[: len(weights) + 2])
     before = re.split(r"[,;:.()!?]", sentence[: fig.start])[-1]
-
-    def cover(text: str) -> float:
-        words = set(re.findall(r"\w+", fold(text).lower()))
-        return sum(w for t, w in weights.items() if t in words) / total
-
-    return cover(after) + 0.5 * cover(before)
+    return _cover(after, weights) + 0.5 * _cover(before, weights)
 
 
 def _by_article(passages: tuple[Passage, ...]) -> list[tuple[Passage, ...]]:
