@@ -352,13 +352,13 @@ def test_dask_workers_write_their_share_into_milvus(
     import numpy as np
     from pymilvus import MilvusClient
 
-    from de06qa import indexing
     from de06qa.distributed import cluster_embedder
+    from de06qa.indexing import milvus as milvus_build
 
     settings = real_settings.with_(
         index_dir=tmp_path / "absent", backend="milvus", milvus_uri=milvus.uri, collection="dask"
     )
-    monkeypatch.setattr(indexing, "SHARE_CHARS", 10_000)  # several shares for five articles
+    monkeypatch.setattr(milvus_build, "SHARE_CHARS", 10_000)  # several shares for five articles
 
     def refuse(*args: object, **kw: object) -> None:
         raise AssertionError("the command wrote chunks itself; the workers should")
