@@ -5,13 +5,15 @@ pydantic models. The HTTP API declares them (its OpenAPI schema), and `search_js
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from de06qa.compare import Comparison, Row
 from de06qa.dated import number_of
-from de06qa.search.results import AnswerSpan, SearchResult
+
+if TYPE_CHECKING:  # read through their attributes: `de06qa ask` need not import compare
+    from de06qa.compare import Comparison, Row
+    from de06qa.search.results import AnswerSpan, SearchResult
 
 Sort = Literal["relevance", "date"]
 

@@ -18,17 +18,8 @@ from de06qa.corpus import positions
 from de06qa.documents import Article
 from de06qa.embedding import Embedder, model_info
 from de06qa.errors import De06qaError
-from de06qa.indexing.stages import (
-    BuildSummary,
-    Report,
-    Stages,
-    embed_articles,
-    lexical_docs,
-    manifest_of,
-    read_articles,
-    skipped_list,
-    stack,
-)
+from de06qa.indexing import stages as steps
+from de06qa.indexing.stages import BuildSummary, Report
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +43,7 @@ def build_milvus(
     try:
         with index.lock():
             current = index.current()
-            articles, skipped = read_articles(settings, source, report, current is not None)
+            articles, skipped = steps.read_articles(settings, source, report, current is not None)
             live = None if rebuild or current is None else _reusable(current, settings, embedder)
             old = index.documents(live) if live else {}
             kept = {
@@ -69,7 +60,7 @@ def build_milvus(
                 live
                 and not fresh_articles
                 and not removed
-                and manifest.get("skipped") == skipped_list(skipped)
+                and manifest.get("skipped") == steps.skipped_list(skipped)
             ):
                 counts = manifest["counts"]
                 return BuildSummary(
@@ -93,7 +84,7 @@ def build_milvus(
                 )
                 written.df.subtract(old_df)
             index.add_terms(gen, written.df, new=not live)
-            m = manifest_of(settings, source, model_info(embedder, dim), articles, [], 0, skipped)
+            m = steps.manifest_of(settings, source, model_info(embedder, dim), articles, [], 0, skipped)
             del m["documents"]
             m["counts"]["chunks"] = sum(old[d]["chunks"] for d in kept) + written.chunks
             m["counts"]["sentences"] = sum(old[d]["sentences"] for d in kept) + written.sentences
@@ -139,11 +130,11 @@ def write_share(
     if not articles:
         return Written(set(), set(), Counter(), 0, 0)
     by_id = {a.doc_id: a for a in articles}
-    e = embed_articles(articles, settings, embedder, report, None, Stages())
+    e = steps.embed_articles(articles, settings, embedder, report, None, steps.Stages())
     dim = int(e.vectors.shape[1])
     sent_vec = dict(zip(e.sentences, e.sentence_vectors))
     position = positions(e.chunks)
-    words, folded = lexical_docs(articles, e.chunks)
+    words, folded = steps.lexical_docs(articles, e.chunks)
     rows = [
         ChunkRow(
             c,
@@ -151,7 +142,7 @@ def write_share(
             words[i],
             folded[i],
             e.vectors[i],
-            stack([sent_vec[(c.doc_id, s.start, s.end)] for s in c.sentences], dim),
+            steps.stack([sent_vec[(c.doc_id, s.start, s.end)] for s in c.sentences], dim),
             float(position[i]),
         )
         for i, c in enumerate(e.chunks)
