@@ -5,7 +5,7 @@
   retrieval  candidates and rank: the backend's candidates, their features, the learned ranker
   passages   passages: the ranked chunks as passages to read (merged, no text twice)
   answers    read and confidence: selector → reader → calibrated confidence; dated answers
-  results    what a search returns, with its JSON
+  results    what a search returns (its JSON: contract.py)
 
 The CLI, the HTTP service and the evaluation only format what `Searcher.search` returns.
 """
@@ -130,8 +130,8 @@ class Searcher:
         undated = self.backend.stats.undated if filters.dated else 0
         if not self.backend.stats.chunks:
             return SearchResult(
-                q.text, False, 0.0, None, (), {"total": 0.0}, filters, sort, {}, undated, q.comparative,
-                q.marked,
+                q.text, False, 0.0, None, (), {"total": 0.0}, filters=filters, sort=sort,
+                undated_excluded=undated, comparative=q.comparative, read_as=q.marked,
             )  # fmt: skip
         r = rank(self.backend, self.models.ranker, q, filters)
         c = r.candidates
@@ -158,7 +158,8 @@ class Searcher:
         answerable = answer is not None and confidence >= self.models.threshold
         return SearchResult(
             q.text, answerable, confidence, answer if answerable else None, passages, timings,
-            filters, sort, facets(c.view, c.rows), undated, q.comparative, q.marked,
+            filters=filters, sort=sort, facets=facets(c.view, c.rows), undated_excluded=undated,
+            comparative=q.comparative, read_as=q.marked,
         )  # fmt: skip
 
 
