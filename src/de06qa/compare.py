@@ -263,9 +263,7 @@ def _figure(s: Span, q: Query, kind: str, weights: dict[str, float]) -> Figure |
     if fig.kind == "rank" and kind != "rank":
         return None
     lo, hi = max(0, fig.start - NEAR), fig.end + NEAR
-    around = set(re.findall(r"\w+", fold(s.text[lo:hi]).lower()))
-    total = sum(weights.values())
-    if total and sum(w for t, w in weights.items() if t in around) < total / 2:
+    if any(weights.values()) and _cover(s.text[lo:hi], weights) < 0.5:
         return None
     return fig
 

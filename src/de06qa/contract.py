@@ -237,12 +237,8 @@ def search_out(res: SearchResult) -> SearchOut:
             )
             for p in res.passages
         ],
-        filters=FiltersOut(
-            province=list(res.filters.provinces),
-            since=res.filters.since,
-            until=res.filters.until,
-            sort=res.sort,  # type: ignore[arg-type]  # str in the dataclasses; pydantic checks the value
-            undated_excluded=res.undated_excluded,
+        filters=FiltersOut.model_validate(
+            {**res.filters.to_dict(), "sort": res.sort, "undated_excluded": res.undated_excluded}
         ),
         facets=FacetsOut(province=res.facets.get("province", {}), year=res.facets.get("year", {})),
         comparative=res.comparative,
@@ -271,7 +267,7 @@ def compare_out(c: Comparison) -> CompareOut:
     return CompareOut(
         query=c.query, indicator=c.indicator, by=c.by, order=c.order,  # type: ignore[arg-type]
         rows=[_row(r) for r in c.rows], silent=list(c.silent), leader=None if lead is None else lead.province,
-        filters=CompareFiltersOut(province=list(c.filters.provinces), since=c.filters.since, until=c.filters.until),
+        filters=CompareFiltersOut.model_validate(c.filters.to_dict()),
         timings_ms={k: round(v, 2) for k, v in c.timings_ms.items()},
     )  # fmt: skip
 

@@ -66,13 +66,17 @@ class Answerer:
         weigh: Callable[[Span, Passage], float] | None = None,
         timings: dict[str, float] | None = None,
     ) -> tuple[AnswerSpan | None, float]:
-        """The answer among the top passages (`read_answer`) and a calibrated confidence that the
-        corpus answers the question at all."""
+        """The answer among the top passages (`read`) and a calibrated confidence that the corpus
+        answers the question at all."""
         got = self.read(r, passages, weigh, timings)
         if got is None:
             return None, 0.0
         answer, features = got
-        return answer, float(self.models.confidence.proba(features)[0])
+        return answer, self.confidence(features)
+
+    def confidence(self, features: np.ndarray) -> float:
+        """The calibrated probability that the corpus answers, from `confidence_features`."""
+        return float(self.models.confidence.proba(features)[0])
 
     def read(
         self,
@@ -165,7 +169,7 @@ class Answerer:
                 continue
             prob = float(sigmoid(f.answers))
             features = self.confidence_features(r, passages, x[i], float(probs[i]), prob)
-            confidence = float(self.models.confidence.proba(features)[0])
+            confidence = self.confidence(features)
             if confidence >= self.models.threshold:
                 got = _answer_span(*cands[i], f)
                 every.append(_with_as_of(replace(got, confidence=confidence), passages))
