@@ -103,3 +103,51 @@ def test_auto_is_exact_for_small_collections_and_hnsw_for_large(monkeypatch, tmp
     big.save(tmp_path)
     again = DenseIndex.load(tmp_path)
     assert again.search(x[:1], 3)[0][0][0] == 0 and again.size == 300
+
+
+def test_rows_removed_from_an_hnsw_graph_are_dead_not_rebuilt(tmp_path: Path):
+    """An incremental build keeps the graph and marks removed rows dead (while they are few):
+    searches, filters, scores and the saved index see only the live rows, in their new order."""
+    x = _unit(400, 16, seed=3)
+    old = DenseIndex.build(x, "hnsw")
+    graph = old._index
+    keep = np.array([i for i in range(400) if i % 10], np.int64)[::-1]  # 360 rows, reordered
+    new = old.keeping(keep, "hnsw", total=len(keep) + 20)
+    assert new._index is graph  # 40 dead of 420: the graph is kept
+    new.add(_unit(20, 16, seed=4))
+    assert new.size == 380
+    live = np.concatenate([x[keep], _unit(20, 16, seed=4)])
+    assert np.allclose(new.vectors(), live)
+    for q in (0, 9, 10, 200, 370):
+        rows = [r for r, _ in new.search(live[q : q + 1], 5)[0]]
+        assert rows[0] == q and all(0 <= r < 380 for r in rows)
+    gone = x[10]  # a removed row is never found, even as its own nearest neighbour
+    assert all(
+        np.linalg.norm(live[r] - gone) > 1e-4 for r in new.search(gone[None, :], 20)[0] for r in [r[0]]
+    )
+    allowed = np.arange(0, 380, 3)
+    got, _ = new.search_arrays(live[3], 5, allowed)
+    assert got[0] == 3 and set(got) <= set(allowed)
+    new.save(tmp_path)
+    again = DenseIndex.load(tmp_path)
+    assert again.size == 380 and np.allclose(again.score(live[7], np.array([7, 8])), live[[7, 8]] @ live[7])
+    # Many removed: a new graph of the live vectors.
+    rebuilt = DenseIndex.build(x, "hnsw").keeping(np.arange(100), "hnsw", total=100)
+    assert rebuilt._ids is None and rebuilt.size == 100 and np.allclose(rebuilt.vectors(), x[:100])
+
+
+def test_bm25_from_streamed_counts_scores_as_bm25s_does():
+    import bm25s
+
+    from de06qa.lexical import LexicalIndex
+
+    rng = np.random.default_rng(2)
+    vocab = [f"t{i}" for i in range(60)]
+    docs = [list(rng.choice(vocab, size=int(rng.integers(0, 30)))) for _ in range(200)]
+    ours = LexicalIndex.build(docs, docs)
+    theirs = bm25s.BM25()
+    theirs.index([d or [""] for d in docs], show_progress=False)
+    for q in (["t1"], ["t2", "t3", "t3"], ["t59", "nothing"]):
+        known = [t for t in q if t in theirs.vocab_dict]
+        assert np.allclose(ours.scores("words", q), theirs.get_scores(known), atol=1e-6)
+    assert ours.idf("folded", ("t5",))["t5"] > 0

@@ -79,6 +79,8 @@ def test_incremental_build_embeds_only_new_and_changed(tmp_path: Path, seeds_cop
         terms = folded_terms(q)
         assert np.allclose(inc.lexical.scores("folded", terms), full.lexical.scores("folded", terms))
     assert victim.stem not in inc.articles
+    # The term sets ranking reads: unchanged articles' were copied with their ids, not recomputed.
+    assert _term_strings(inc) == _term_strings(full)
 
 
 def test_rebuild_flag_and_changed_chunking_embed_everything(tmp_path: Path, seeds_copy: Path):
@@ -113,7 +115,7 @@ def test_a_build_in_batches_equals_one_batch_and_reports_each(tmp_path: Path, se
         "segment+chunk",
         "embed passages",
         "embed sentences",
-        "bm25",
+        "bm25+terms",
         "faiss",
         "write",
     }
@@ -243,3 +245,149 @@ def test_model_mismatch_names_the_model(tmp_path: Path, fake_index: Settings):
     other.model_id = "other/model"
     with pytest.raises(IndexIncompatible, match=r"built with model 'fake/hash-64'.*--rebuild"):
         Searcher.open(fake_index, other, reader=FakeReader())
+
+
+class _Stops(FakeEmbedder):
+    """Fails (as a build stopped by Ctrl-C or a full disk would) on its `after`-th batch."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after, self.calls = after, 0
+
+    def embed_passages(self, texts: list[str], progress=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls > 2 * self.after:  # (passages, then sentences, per batch)
+            raise KeyboardInterrupt
+        return super().embed_passages(texts)
+
+
+def _term_strings(data: store.IndexData) -> dict[str, tuple[object, ...]]:
+    """Each chunk's term sets as strings (ids differ between indexes): its terms, its sentences'
+    terms, the answer kinds it holds."""
+    ts = data.term_sets
+    assert ts is not None
+    word = {i: t for t, i in data.lexical.vocab("folded").items()}
+    out = {}
+    for row, c in enumerate(data.chunks):
+        terms = frozenset(word[int(i)] for i in ts.chunk_ids[ts.chunk_ptr[row] : ts.chunk_ptr[row + 1]])
+        sentences = tuple(
+            frozenset(word[int(i)] for i in ts.sentence_ids[ts.sentence_ptr[s] : ts.sentence_ptr[s + 1]])
+            for s in range(ts.sentence_of_chunk[row], ts.sentence_of_chunk[row + 1])
+        )
+        out[c.chunk_id] = (terms, sentences, int(ts.kinds[row]))
+    return out
+
+
+def _same_index(a: store.IndexData, b: store.IndexData) -> None:
+    """Same chunks, vectors, sentences and BM25, whatever order the rows are in."""
+    ca = {c.chunk_id: v for c, v in zip(a.chunks, a.dense.vectors())}
+    cb = {c.chunk_id: v for c, v in zip(b.chunks, b.dense.vectors())}
+    assert ca.keys() == cb.keys() and all(np.allclose(ca[k], cb[k]) for k in ca)
+    sa = {(d, s.start): v for s, d, v in zip(a.sentences, a.sentence_docs, a.sentence_vectors)}
+    sb = {(d, s.start): v for s, d, v in zip(b.sentences, b.sentence_docs, b.sentence_vectors)}
+    assert sa.keys() == sb.keys() and all(np.allclose(sa[k], sb[k]) for k in sa)
+    order_a = {c.chunk_id: i for i, c in enumerate(a.chunks)}
+    order_b = [order_a[c.chunk_id] for c in b.chunks]
+    for q in ("dịch vụ công toàn trình", "căn cước công dân gắn chip"):
+        terms = folded_terms(q)
+        assert np.allclose(a.lexical.scores("folded", terms)[order_b], b.lexical.scores("folded", terms))
+    assert _term_strings(a) == _term_strings(b)
+
+
+def test_a_stopped_build_goes_on_from_its_last_finished_batch(tmp_path: Path, seeds_copy: Path, monkeypatch):
+    """Stopped after two of five batches, the next build embeds only the other three; the old
+    index serves all along; the result is the index one uninterrupted build gives."""
+    monkeypatch.setattr("de06qa.indexing.stages.BATCH_CHARS", 3000)  # one seed article per batch
+    settings = _settings(tmp_path)
+    build_index(settings, seeds_copy, FakeEmbedder())
+    before = (settings.index_dir / "manifest.json").read_bytes()
+    (seeds_copy / "010_caobang.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    stopped = _Stops(after=2)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(settings, seeds_copy, stopped, rebuild=True)
+    assert (settings.index_dir / "manifest.json").read_bytes() == before  # the old index, untouched
+    assert len(store.load(settings.index_dir).articles) == 5
+    parts = tmp_path / ".index.parts"
+    assert len([p for p in parts.iterdir() if p.is_dir()]) == 2
+
+    emb = FakeEmbedder()
+    seen: list[tuple[str, int, int]] = []
+    s = build_index(settings, seeds_copy, emb, lambda *r: seen.append(r), rebuild=True)
+    assert (s.embedded, s.resumed, s.documents) == (6, 2, 6)
+    assert seen[-1] == ("embed", 4, 4)  # progress counts what is left to embed
+    assert not parts.exists()  # the finished build's batches are gone
+    full = settings.with_(index_dir=tmp_path / "full")
+    build_index(full, seeds_copy, FakeEmbedder(), rebuild=True)
+    _same_index(store.load(full.index_dir), store.load(settings.index_dir))
+    # A batch of an article changed since it was embedded is not reused.
+    (seeds_copy / "010_caobang.txt").write_text(NEW_ARTICLE.replace("512", "514"), encoding="utf-8")
+    with pytest.raises(KeyboardInterrupt):
+        build_index(settings, seeds_copy, _Stops(after=3), rebuild=True)
+    (seeds_copy / sorted(p.name for p in seeds_copy.glob("*.txt"))[0]).write_text(
+        NEW_ARTICLE, encoding="utf-8"
+    )
+    again = build_index(settings, seeds_copy, FakeEmbedder(), rebuild=True)
+    assert again.resumed == 2  # of the three finished batches, the first article's was changed
+
+
+@pytest.mark.parametrize("share", [0.1, 0.5, 0.9])
+def test_sigkill_during_a_long_build_resumes_without_redoing_batches(tmp_path: Path, seeds_copy: Path, share):
+    """A real process builds 30 articles in 30 batches and is killed (SIGKILL) once `share` of
+    them are written; the next build embeds only the rest, and the old index serves meanwhile."""
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(30):
+        (src / f"{i:03d}.txt").write_text(NEW_ARTICLE.replace("512", str(100 + i)), encoding="utf-8")
+    settings = _settings(tmp_path)
+    build_index(settings, seeds_copy, FakeEmbedder())
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from tests.conftest import FakeEmbedder
+        import de06qa.indexing.stages as stages
+        from de06qa.config import Settings
+        from de06qa.indexing import build_index
+        stages.BATCH_CHARS = 1
+
+        class Slow(FakeEmbedder):
+            def embed_passages(self, texts, progress=None):
+                time.sleep(0.05)
+                return super().embed_passages(texts)
+
+        s = Settings(index_dir=Path({str(settings.index_dir)!r}), cache_dir=Path({str(tmp_path / "c")!r}))
+        build_index(s, Path({str(src)!r}), Slow(), lambda *r: print(*r, flush=True))
+    """)
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    for line in p.stdout:
+        stage, done, total = line.split()
+        if stage == "embed" and int(done) >= share * int(total):
+            break
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert len(store.load(settings.index_dir).articles) == 5  # the seeds' index still serves
+    emb = FakeEmbedder()
+    s = build_index(settings, src, emb)
+    assert s.documents == 30 and s.resumed >= int(share * 30) and s.resumed < 30
+    full = settings.with_(index_dir=tmp_path / "full")
+    whole = FakeEmbedder()
+    build_index(full, src, whole)
+    assert emb.passages_embedded == whole.passages_embedded * (30 - s.resumed) // 30  # only the rest
+    _same_index(store.load(full.index_dir), store.load(settings.index_dir))
+
+
+def test_an_index_from_before_term_sets_gets_them_without_re_embedding(tmp_path: Path, seeds_copy: Path):
+    """An index built before the ranking's term sets were stored still answers (they are computed
+    when it is loaded), and the next `de06qa index` stores them without embedding anything."""
+    settings = _settings(tmp_path)
+    build_index(settings, seeds_copy, FakeEmbedder())
+    for f in settings.index_dir.glob("terms_*.npy"):
+        f.unlink()
+    assert store.load(settings.index_dir).term_sets is None
+    res = Searcher.open(settings, FakeEmbedder(), reader=FakeReader()).search("dịch vụ công toàn trình")
+    assert res.passages
+    emb = FakeEmbedder()
+    again = build_index(settings, seeds_copy, emb)
+    assert again.changed and again.embedded == 0 and emb.passages_embedded == 0
+    assert store.load(settings.index_dir).term_sets is not None

@@ -201,3 +201,55 @@ def test_reader_weights_are_stored_as_int8_rows_and_load_back_close(tmp_path):
     for k, v in top.state_dict().items():
         tol = v.abs().amax(dim=-1, keepdim=True) / 127 if v.dim() == 2 else v.abs() * 1e-3 + 1e-4
         assert (got[k] - v).abs().le(tol).all(), k
+
+
+def test_agreement_features_read_from_stored_term_sets_match_the_text(searcher, fake_index):
+    """The term sets a build stores (and those computed for an index without them) give each
+    candidate exactly the agreement its text has with the question: idf-weighted terms and pairs
+    over the chunk, its best sentence and its title, and whether it holds an answer of the kind asked."""
+    from de06qa.backends.embedded import EmbeddedBackend
+    from de06qa.locate import has_candidate
+    from de06qa.ranking import query_bigrams
+    from de06qa.termsets import terms_of
+
+    data = searcher.backend.data
+    assert data.term_sets is not None  # stored by the build
+    computed = EmbeddedBackend(
+        store.IndexData(*[getattr(data, f) for f in ("manifest", "articles", "chunks", "sentences",
+                                                     "sentence_docs", "sentence_vectors", "dense", "lexical")]),
+        fake_index.index_dir,
+    )  # fmt: skip
+    col = {f: RANK_FEATURES.index(f) for f in RANK_FEATURES}
+    seen: dict[str, float] = {}
+    for question in ("Hà Giang có bao nhiêu dịch vụ công toàn trình?", "Khi nào Bến Tre cấp căn cước gắn chip?",
+                     "tỷ lệ hồ sơ trực tuyến đạt bao nhiêu phần trăm"):  # fmt: skip
+        q = searcher.analyse([question])[0]
+        c = searcher.backend.candidates(q, 30)
+        idf = searcher.backend.idf(q.terms)
+        weight = {t: sum(idf.get(t, 0.0) for u in q.terms if u == t) for t in q.terms}
+        total = sum(weight.values()) or 1.0
+        pairs = query_bigrams(q)
+        for backend in (searcher.backend, computed):
+            x = rank_features(q, c, backend.view, idf)
+            for i, row in enumerate(c.rows.tolist()):
+                chunk = data.chunks[row]
+                title = set(weight) & backend.view.doc_title_terms[backend.view.chunk_doc[row]]
+                have = set(chunk.folded)
+                sentences = [terms_of(s.text) for s in chunk.sentences]
+                expect = {
+                    "idf_cover": sum(weight[t] for t in (set(weight) & have) | title) / total,
+                    "title_cover": sum(weight[t] for t in title) / total,
+                    "bigram_cover": sum(t in have for t in pairs) / (len(pairs) or 1),
+                    "sentence_idf_cover": max(
+                        [sum(weight[t] for t in (set(weight) & syl) | title) / total for syl, _ in sentences],
+                        default=0,
+                    ),
+                    "sentence_bigram_cover": max(
+                        [sum(t in p for t in pairs) / (len(pairs) or 1) for _, p in sentences], default=0
+                    ),
+                    "has_kind": float(has_candidate(chunk.text, q.kind)),
+                }
+                for name, value in expect.items():
+                    assert x[i, col[name]] == pytest.approx(value, abs=1e-6), (question, row, name)
+                    seen[name] = max(seen.get(name, 0.0), value)
+    assert all(v > 0 for v in seen.values()) and len(seen) == 6  # every feature was seen non-zero

@@ -7,24 +7,13 @@ builds one per question from the candidate rows it fetched, so a serving process
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 from de06qa.documents import Article, Chunk
-from de06qa.locate import has_candidate
-from de06qa.text import fold
-
-_SYLLABLE = re.compile(r"\w+(?:[.,/]\w+)*")
-
-ChunkTerms = tuple[frozenset[str], tuple[tuple[frozenset[str], frozenset[str]], ...]]
-
-
-def terms_of(text: str) -> tuple[frozenset[str], frozenset[str]]:
-    """(folded lower-case syllables, syllable pairs) of a text; numbers keep their separators ("1.818")."""
-    toks = _SYLLABLE.findall(fold(text).lower())
-    return frozenset(toks), frozenset(map("_".join, zip(toks, toks[1:])))  # (C-speed joins: hot)
+from de06qa.termsets import TermSets, TermSetsBuilder, terms_of
 
 
 def title_terms(a: Article) -> frozenset[str]:
@@ -48,30 +37,8 @@ class CorpusView:
     sentence_hi: np.ndarray  # … one past its last
     sentence_vectors: np.ndarray
     corpus_provinces: frozenset[str]  # of the whole corpus, not only these rows
-    # chunk row -> its sentences' terms: computed when a chunk is first a candidate, then reused
-    # (bounded, so a large corpus does not keep them all).
-    _terms: dict[int, ChunkTerms] = field(default_factory=dict)
-    _kinds: dict[tuple[int, str | None], bool] = field(default_factory=dict)
-
-    def terms(self, row: int) -> ChunkTerms:
-        """The chunk's folded terms and its sentences' (syllables, pairs)."""
-        got = self._terms.get(row)
-        if got is None:
-            if len(self._terms) >= 50_000:
-                self._terms.clear()
-            chunk = self.chunks[row]
-            got = (frozenset(chunk.folded), tuple(terms_of(s.text) for s in chunk.sentences))
-            self._terms[row] = got
-        return got
-
-    def has_kind(self, row: int, kind: str | None) -> bool:
-        """Whether the chunk holds an answer of the kind asked (a count, a date, a name …)."""
-        got = self._kinds.get((row, kind))
-        if got is None:
-            if len(self._kinds) >= 200_000:
-                self._kinds.clear()
-            got = self._kinds[(row, kind)] = has_candidate(self.chunks[row].text, kind)
-        return got
+    term_sets: TermSets  # chunk row -> its terms, its sentences' terms, the answer kinds it holds
+    term_vocab: Mapping[str, int]  # term -> the id term_sets use
 
     def sentence_cos_max(self, rows: np.ndarray, qvec: np.ndarray) -> np.ndarray:
         lo, hi = self.sentence_lo[rows], self.sentence_hi[rows]
@@ -101,11 +68,20 @@ def build_view(
     sentence_vectors: np.ndarray,
     corpus_provinces: frozenset[str],
     ranges: np.ndarray | None = None,
+    term_sets: TermSets | None = None,
+    term_vocab: Mapping[str, int] | None = None,
 ) -> CorpusView:
     """A view over `chunks` (its rows), their `articles`, and the vectors of the sentences keyed
     (doc_id, start) in `sentence_keys`: unique and in article order, or, with `ranges`, each
     chunk's own sentences in a block of rows [ranges[i, 0], ranges[i, 1]) (a sentence two chunks
-    share is then stored twice)."""
+    share is then stored twice). `term_sets` (with their `term_vocab`) when the index stores them;
+    else they are computed here for these chunks."""
+    if term_sets is None or term_vocab is None:
+        vocab = dict(term_vocab or {})
+        builder = TermSetsBuilder(vocab)
+        for c in chunks:
+            builder.add(c.text, c.folded, [s.text for s in c.sentences])
+        term_sets, term_vocab = builder.done(), vocab
     number = {a.doc_id: i for i, a in enumerate(articles)}
     sent_row = {k: i for i, k in enumerate(sentence_keys)}
     lo = np.zeros(len(chunks), np.int64)
@@ -129,6 +105,8 @@ def build_view(
         sentence_hi=hi,
         sentence_vectors=sentence_vectors,
         corpus_provinces=corpus_provinces,
+        term_sets=term_sets,
+        term_vocab=term_vocab,
     )
 
 

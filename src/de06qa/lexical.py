@@ -7,11 +7,15 @@ finds its words through the folded field.
 
 from __future__ import annotations
 
+import json
 import logging
+from array import array
+from collections import Counter
 from pathlib import Path
 
 import bm25s
 import numpy as np
+import scipy.sparse as sp
 
 from de06qa.errors import IndexDamaged
 
@@ -20,11 +24,76 @@ FIELDS = ("words", "folded")
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
-def _bm25(docs: list[list[str]]) -> bm25s.BM25:
-    model = bm25s.BM25()
-    # bm25s drops empty documents' rows unless they hold a token; "" keeps row ids aligned.
-    model.index([d or [""] for d in docs], show_progress=False)
-    return model
+class FieldCounts:
+    """One BM25 field built from streamed documents: each document is reduced to (term id, count)
+    pairs in compact arrays as it arrives, so a build holds counts, not term lists, and the
+    scores are computed once at the end as bm25s computes them (Lucene idf and term weight)."""
+
+    def __init__(self, vocab: dict[str, int] | None = None) -> None:
+        # An update starts from the previous index's ids (term sets stored with them stay valid).
+        self.vocab: dict[str, int] = dict(vocab) if vocab else {}
+        self.vocab.setdefault("", len(self.vocab))
+        self.term_ids = array("i")
+        self.counts = array(
+            "H"
+        )  # (a term's count in one document, at most 65,535: BM25 saturates long before)
+        self.doc_ends = array("q")
+        self.doc_lengths = array("i")
+
+    def add(self, terms: list[str]) -> None:
+        # bm25s indexes an empty document as [""] (row ids stay aligned): the same here.
+        tf = Counter(terms or [""])
+        vocab = self.vocab
+        self.term_ids.extend(vocab.setdefault(t, len(vocab)) for t in tf)
+        self.counts.extend(min(n, 65_535) for n in tf.values())
+        self.doc_ends.append(len(self.term_ids))
+        self.doc_lengths.append(sum(tf.values()))
+
+    def model(self) -> bm25s.BM25:
+        model = bm25s.BM25()
+        n_docs, n_vocab = len(self.doc_ends), len(self.vocab)
+        terms = np.frombuffer(self.term_ids, np.int32)
+        ends = np.frombuffer(self.doc_ends, np.int64)
+        lengths = np.frombuffer(self.doc_lengths, np.int32)
+        df = np.bincount(terms, minlength=n_vocab)
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        # score = idf · tf / (tf + k1 · (1 - b + b · length / mean length)), over the (document,
+        # term) entries, already grouped by document (CSR rows); in float64 like bm25s, in place.
+        norm = model.k1 * ((1 - model.b) + model.b * lengths / (lengths.mean() if n_docs else 1.0))
+        data = np.repeat(norm, np.diff(ends, prepend=0))
+        tf = np.frombuffer(self.counts, np.uint16)
+        data += tf
+        np.divide(tf, data, out=data)
+        data *= idf[terms]
+        data = data.astype(np.float32)
+        indptr = np.concatenate([[0], ends])
+        matrix = sp.csr_matrix((data, terms, indptr), shape=(n_docs, n_vocab)).tocsc()
+        del data
+        model.scores = {
+            "data": matrix.data,
+            "indices": matrix.indices,
+            "indptr": matrix.indptr,
+            "num_docs": n_docs,
+        }
+        model.vocab_dict = self.vocab
+        model.unique_token_ids_set = set(self.vocab.values())
+        model.nonoccurrence_array = None  # (only BM25L and BM25+ use one)
+        return model
+
+
+class LexicalCounts:
+    """The two fields of a LexicalIndex, fed one chunk at a time; the folded field's term ids
+    continue `folded_vocab` when given."""
+
+    def __init__(self, folded_vocab: dict[str, int] | None = None) -> None:
+        self.fields = {"words": FieldCounts(), "folded": FieldCounts(folded_vocab)}
+
+    def add(self, words: list[str], folded: list[str]) -> None:
+        self.fields["words"].add(words)
+        self.fields["folded"].add(folded)
+
+    def index(self) -> LexicalIndex:
+        return LexicalIndex({name: f.model() for name, f in self.fields.items()})
 
 
 class LexicalIndex:
@@ -34,7 +103,15 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, words: list[list[str]], folded: list[list[str]]) -> LexicalIndex:
-        return cls({"words": _bm25(words), "folded": _bm25(folded)})
+        counts = LexicalCounts()
+        for w, f in zip(words, folded):
+            counts.add(w, f)
+        return counts.index()
+
+    def vocab(self, field: str) -> dict[str, int]:
+        """The field's term ids."""
+        vocab: dict[str, int] = self._fields[field].vocab_dict
+        return vocab
 
     def scores(self, field: str, terms: list[str]) -> np.ndarray:
         """BM25 score of every document for `terms` (terms absent from the corpus are ignored)."""
@@ -57,6 +134,19 @@ class LexicalIndex:
             df = int(indptr[i + 1] - indptr[i]) if i is not None and t else 0
             out[t] = float(np.log1p((n - df + 0.5) / (df + 0.5))) if df else 0.0
         return out
+
+    @staticmethod
+    def saved_vocab(folder: Path, field: str) -> dict[str, int]:
+        """A saved field's term ids, without loading its scores."""
+        try:
+            vocab: dict[str, int] = json.loads(
+                (folder / f"bm25_{field}" / "vocab.index.json").read_text("utf-8")
+            )
+        except (OSError, ValueError) as e:
+            raise IndexDamaged(
+                f"{folder / f'bm25_{field}'} is missing or damaged; rebuild with: de06qa index --rebuild"
+            ) from e
+        return vocab
 
     def save(self, folder: Path) -> None:
         for name, model in self._fields.items():

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from de06qa.backends import Candidates
-from de06qa.corpus import CorpusView, terms_of
+from de06qa.corpus import CorpusView
 from de06qa.documents import Span
 from de06qa.errors import IndexIncompatible
 from de06qa.locate import has_candidate
 from de06qa.query import Query
+from de06qa.termsets import terms_of
 from de06qa.text import STOPWORDS
 
 MODEL_FILE = "ranker.json"
@@ -86,45 +87,43 @@ def rank_features(q: Query, c: Candidates, view: CorpusView, idf: dict[str, floa
     lex = c.lexical
     docs = view.chunk_doc[c.rows]
     bigrams = query_bigrams(q)
-    idf_cover, bigram_cover, title_cover, has_kind = (np.zeros(n, np.float32) for _ in range(4))
-    sent_cover, sent_bigram = np.zeros(n, np.float32), np.zeros(n, np.float32)
-    prov_match, prov_mismatch = np.zeros(n, np.float32), np.zeros(n, np.float32)
-    # Set intersections (C speed) with each term weighted by its idf times its count in the question.
+    # Each distinct question term weighted by its idf times its count in the question; each
+    # distinct pair by its count. Agreement is read from the term sets the index stores.
     weight = dict.fromkeys(q.terms, 0.0)
     for t in q.terms:
         weight[t] += idf.get(t, 0.0)
-    terms = frozenset(weight)
-    total = sum(weight.values()) or 1.0
+    names = list(weight)
+    w = np.array([weight[t] for t in names], np.float64)
+    total = float(w.sum()) or 1.0
     pair_count = dict.fromkeys(bigrams, 0)
     for t in bigrams:
         pair_count[t] += 1
-    pairs_asked = frozenset(pair_count)
+    pc = np.array(list(pair_count.values()), np.float64)
     n_pairs = len(bigrams) or 1
+    vocab, sets = view.term_vocab, view.term_sets
+    term_ids = np.array([vocab.get(t, -1) for t in names], np.int64)
+    pair_ids = np.array([vocab.get(t, -1) for t in pair_count], np.int64)
 
-    def cover(hit: frozenset[str]) -> float:
-        return sum(weight[t] for t in hit) / total
-
-    def pair_share(have: frozenset[str]) -> float:
-        return sum(pair_count[t] for t in pairs_asked & have) / n_pairs
-
-    in_title: dict[int, frozenset[str]] = {}  # article -> the question terms its title holds
-    for i, (row, d) in enumerate(zip(c.rows.tolist(), docs.tolist())):
-        have, sentences = view.terms(row)
-        titled = in_title.get(d)
-        if titled is None:
-            titled = in_title[d] = terms & view.doc_title_terms[d]
-        idf_cover[i] = cover((terms & have) | titled)
-        bigram_cover[i] = pair_share(have)
-        title_cover[i] = cover(titled)
-        # SQuAD-style questions restate one sentence: agreement with the best single sentence
-        # says more than agreement with the chunk as a whole.
-        for syl, pairs in sentences:
-            sent_cover[i] = max(sent_cover[i], cover((terms & syl) | titled))
-            sent_bigram[i] = max(sent_bigram[i], pair_share(pairs))
-        has_kind[i] = view.has_kind(row, q.kind)
+    titled: dict[int, np.ndarray] = {}  # article -> which question terms its title holds
+    in_title = np.zeros((n, len(names)), bool)
+    prov_match, prov_mismatch = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    for i, d in enumerate(docs.tolist()):
+        if d not in titled:
+            titled[d] = np.array([t in view.doc_title_terms[d] for t in names], bool)
+        in_title[i] = titled[d]
         if q.provinces:
             about = bool(q.provinces & view.doc_provinces[d])
             prov_match[i], prov_mismatch[i] = about, not about
+    idf_cover = ((sets.chunk_hits(c.rows, term_ids) | in_title) @ w) / total
+    bigram_cover = (sets.chunk_hits(c.rows, pair_ids) @ pc) / n_pairs
+    title_cover = (in_title @ w) / total
+    # SQuAD-style questions restate one sentence: agreement with the best single sentence
+    # says more than agreement with the chunk as a whole.
+    sents, owner = sets.sentence_rows(c.rows)
+    sent_cover, sent_bigram = np.zeros(n), np.zeros(n)
+    np.maximum.at(sent_cover, owner, ((sets.sentence_hits(sents, term_ids) | in_title[owner]) @ w) / total)
+    np.maximum.at(sent_bigram, owner, (sets.sentence_hits(sents, pair_ids) @ pc) / n_pairs)
+    has_kind = sets.has_kind(c.rows, q.kind)
     dense = c.dense
     sent = view.sentence_cos_max(c.rows, q.vector) if q.vector is not None else np.zeros(n, np.float32)
     known = sum(1 for t in q.terms if idf.get(t, 0.0) > 0) / len(q.terms) if q.terms else 0.0

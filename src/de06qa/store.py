@@ -32,6 +32,7 @@ from de06qa.dense import DenseIndex
 from de06qa.documents import Article, Chunk, Span
 from de06qa.errors import IndexBusy, IndexDamaged, IndexIncompatible, IndexMissing, IndexUnwritable
 from de06qa.lexical import LexicalIndex
+from de06qa.termsets import TermSets
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -56,6 +57,7 @@ class IndexData:
     sentence_vectors: np.ndarray
     dense: DenseIndex
     lexical: LexicalIndex
+    term_sets: TermSets | None = None  # None: an index built before they were stored
 
 
 def _article_record(a: Article) -> dict[str, Any]:
@@ -65,7 +67,7 @@ def _article_record(a: Article) -> dict[str, Any]:
     return d
 
 
-def _chunk_record(c: Chunk) -> dict[str, Any]:
+def chunk_record(c: Chunk) -> dict[str, Any]:
     return {
         "chunk_id": c.chunk_id,
         "doc_id": c.doc_id,
@@ -78,13 +80,13 @@ def _chunk_record(c: Chunk) -> dict[str, Any]:
     }
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     # One record at a time: a 100k-chunk index never holds all its parsed JSON at once.
     with path.open(encoding="utf-8") as f:
         for line in f:
@@ -107,13 +109,6 @@ def unwritable(e: OSError, target: Path, needed: int = 0) -> IndexUnwritable:
         f"cannot write the index at {target} ({e.strerror or e}): give --index-dir a folder you can "
         "write; the previous index is untouched"
     )
-
-
-def size_estimate(data: IndexData) -> int:
-    """Bytes the index folder will take, roughly: vectors, plus texts written about four times
-    over (articles, chunks with their words and folded terms, BM25 vocabularies)."""
-    text = sum(len(a.text) for a in data.articles.values()) + sum(len(c.text) for c in data.chunks)
-    return int(data.sentence_vectors.nbytes + data.dense.size * 4 * data.dense.dim + 4 * text)
 
 
 @contextmanager
@@ -146,37 +141,108 @@ def build_lock(target: Path) -> Iterator[None]:
         yield
 
 
-def save(data: IndexData, target: Path) -> None:
-    """Write into a temporary sibling folder, then swap it in, so a crash never leaves a half index."""
+class FolderWriter:
+    """An index folder written piece by piece (articles, then chunk and sentence lines as they
+    stream, sentence vectors into a file on disk) into a temporary sibling that `finish` swaps
+    in whole, so neither the build nor a crash ever holds or leaves half an index."""
+
+    def __init__(self, target: Path, tmp: Path) -> None:
+        self.target, self.tmp = target, tmp
+        self.chunks = (tmp / "chunks.jsonl").open("w", encoding="utf-8")
+        self.sentences = (tmp / "sentences.jsonl").open("w", encoding="utf-8")
+
+    def articles(self, articles: list[Article]) -> None:
+        write_jsonl(self.tmp / "articles.jsonl", [_article_record(a) for a in articles])
+
+    def chunk(self, record: dict[str, Any]) -> None:
+        self.chunks.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def sentence(self, doc_id: str, start: int, end: int) -> None:
+        self.sentences.write(
+            json.dumps({"doc_id": doc_id, "start": start, "end": end}, ensure_ascii=False) + "\n"
+        )
+
+    def sentence_vectors(self, n: int, dim: int) -> np.memmap[Any, np.dtype[np.float32]]:
+        """A writable array of the sentence vectors, backed by the file itself (not memory)."""
+        return np.lib.format.open_memmap(self.tmp / "sentences.npy", "w+", np.float32, (n, dim))
+
+    def finish(
+        self, manifest: dict[str, Any], dense: DenseIndex, lexical: LexicalIndex, term_sets: TermSets
+    ) -> None:
+        self.chunks.close()
+        self.sentences.close()
+        dense.save(self.tmp)
+        lexical.save(self.tmp)
+        term_sets.save(self.tmp)
+        # The manifest goes last: its presence marks a complete folder.
+        (self.tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        _swap_in(self.tmp, self.target)
+
+
+@contextmanager
+def writing(target: Path, needed: int) -> Iterator[FolderWriter]:
+    """A FolderWriter for `target`; on any failure its temporary folder goes and the previous
+    index stays. `needed`: bytes the index will take, roughly (for the disk-full message)."""
     target = target.resolve()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     except OSError as e:
-        raise unwritable(e, target, size_estimate(data)) from e
+        raise unwritable(e, target, needed) from e
     tmp.chmod(0o755)  # mkdtemp's 0700 would hide the index from a server running as another user
+    writer = None
     try:
-        _write_jsonl(tmp / "articles.jsonl", [_article_record(a) for a in data.articles.values()])
-        _write_jsonl(tmp / "chunks.jsonl", [_chunk_record(c) for c in data.chunks])
-        _write_jsonl(
-            tmp / "sentences.jsonl",
-            [
-                {"doc_id": d, "start": s.start, "end": s.end}
-                for s, d in zip(data.sentences, data.sentence_docs)
-            ],
-        )
-        np.save(tmp / "sentences.npy", data.sentence_vectors)
-        data.dense.save(tmp)
-        data.lexical.save(tmp)
-        # The manifest goes last: its presence marks a complete folder.
-        (tmp / MANIFEST).write_text(json.dumps(data.manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-        _swap_in(tmp, target)
+        writer = FolderWriter(target, tmp)
+        yield writer
     except OSError as e:
+        _close(writer)
         shutil.rmtree(tmp, ignore_errors=True)  # first: the free space then counts without it
-        raise unwritable(e, target, size_estimate(data)) from e
+        raise unwritable(e, target, needed) from e
     except BaseException:
+        _close(writer)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _close(writer: FolderWriter | None) -> None:
+    if writer is not None:
+        for f in (writer.chunks, writer.sentences):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+def chunk_lines(folder: Path) -> Iterator[dict[str, Any]]:
+    """The chunk records of an index folder, one at a time, in row order."""
+    return read_jsonl(folder / "chunks.jsonl")
+
+
+def sentence_records(folder: Path) -> Iterator[dict[str, Any]]:
+    """The sentence records (doc_id, start, end) of an index folder, in row order."""
+    return read_jsonl(folder / "sentences.jsonl")
+
+
+def check_complete(folder: Path, manifest: dict[str, Any]) -> DenseIndex:
+    """That the folder's files are there and agree with its manifest, without reading its
+    records (a build reads them as it streams); returns its dense index."""
+    dense = DenseIndex.load(folder)
+    counts = manifest.get("counts", {})
+    try:
+        n_sentences = len(sentence_vectors(folder))
+        missing = [
+            n for n in ("articles.jsonl", "chunks.jsonl", "sentences.jsonl") if not (folder / n).is_file()
+        ]
+    except (OSError, ValueError) as e:
+        raise _damaged(folder, f"incomplete or damaged ({type(e).__name__})") from e
+    if missing or dense.size != counts.get("chunks") or n_sentences != counts.get("sentences"):
+        raise _damaged(folder, "incomplete (its files do not match its manifest)")
+    return dense
+
+
+def sentence_vectors(folder: Path) -> np.ndarray:
+    """The sentence vectors, mapped from disk: a large index's are read as they are needed."""
+    return np.asarray(np.load(folder / "sentences.npy", mmap_mode="r"))
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -270,12 +336,12 @@ def load(folder: Path) -> IndexData:
         manifest = read_manifest(folder, base)
         try:
             articles = {}
-            for r in _read_jsonl(base / "articles.jsonl"):
+            for r in read_jsonl(base / "articles.jsonl"):
                 for key in ("provinces", "provinces_2025", "pages"):
                     r[key] = tuple(r.get(key, ()))
                 articles[r["doc_id"]] = Article(**r)
             chunks = []
-            for r in _read_jsonl(base / "chunks.jsonl"):
+            for r in read_jsonl(base / "chunks.jsonl"):
                 text = articles[r["doc_id"]].text
                 chunks.append(
                     Chunk(
@@ -293,17 +359,20 @@ def load(folder: Path) -> IndexData:
                     )
                 )
             sentences, sentence_docs = [], []
-            for r in _read_jsonl(base / "sentences.jsonl"):
+            for r in read_jsonl(base / "sentences.jsonl"):
                 sentences.append(
                     Span(r["start"], r["end"], articles[r["doc_id"]].text[r["start"] : r["end"]])
                 )
                 sentence_docs.append(r["doc_id"])
-            vectors = np.load(base / "sentences.npy")
+            vectors = sentence_vectors(base)
             dense = DenseIndex.load(base)
             lexical = LexicalIndex.load(base)
+            term_sets = TermSets.load(base)
         except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError, IndexDamaged) as e:
             raise _damaged(folder, f"incomplete or damaged ({type(e).__name__})") from e
     counts = manifest.get("counts", {})
     if not (dense.size == len(chunks) == counts.get("chunks") and len(vectors) == len(sentences)):
         raise _damaged(folder, "inconsistent (its files do not match its manifest)")
-    return IndexData(manifest, articles, chunks, sentences, sentence_docs, vectors, dense, lexical)
+    if term_sets is not None and len(term_sets.kinds) != len(chunks):
+        raise _damaged(folder, "inconsistent (its files do not match its manifest)")
+    return IndexData(manifest, articles, chunks, sentences, sentence_docs, vectors, dense, lexical, term_sets)

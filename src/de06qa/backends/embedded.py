@@ -35,6 +35,8 @@ def view_of(data: store.IndexData) -> CorpusView:
         [(d, s.start) for s, d in zip(data.sentences, data.sentence_docs)],
         data.sentence_vectors,
         frozenset().union(*provinces) if provinces else frozenset(),
+        term_sets=data.term_sets,
+        term_vocab=data.lexical.vocab("folded"),
     )
 
 

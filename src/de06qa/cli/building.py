@@ -27,6 +27,9 @@ class Reporter:
         if stage == "read":
             err.print(f"Read {done} of {plural(total, 'file')}")
             return
+        if stage == "resumed":
+            err.print(f"Going on from a stopped build: {done} of {plural(total, 'article')} already embedded")
+            return
         if total == 0:
             return
         if not done:
@@ -76,6 +79,8 @@ def build(
     else:
         s = build_index(settings, source, embedder, Reporter(), rebuild=rebuild)
     change = f"{s.embedded} new or changed, {s.reused} unchanged, {s.removed} removed"
+    if s.resumed:
+        change += f"; {s.resumed} of the new taken from the stopped build"
     if not s.changed:
         change += "; the index was already up to date"
     err.print(

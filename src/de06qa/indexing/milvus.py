@@ -84,7 +84,9 @@ def build_milvus(
                 )
                 written.df.subtract(old_df)
             index.add_terms(gen, written.df, new=not live)
-            m = steps.manifest_of(settings, source, model_info(embedder, dim), articles, [], 0, skipped)
+            m = steps.manifest_of(
+                settings, source, model_info(embedder, dim), articles, Counter(), 0, skipped
+            )
             del m["documents"]
             m["counts"]["chunks"] = sum(old[d]["chunks"] for d in kept) + written.chunks
             m["counts"]["sentences"] = sum(old[d]["sentences"] for d in kept) + written.sentences
@@ -130,7 +132,7 @@ def write_share(
     if not articles:
         return Written(set(), set(), Counter(), 0, 0)
     by_id = {a.doc_id: a for a in articles}
-    e = steps.embed_articles(articles, settings, embedder, report, None, steps.Stages())
+    e = steps.embed_articles(articles, settings, embedder, report, steps.Stages())
     dim = int(e.vectors.shape[1])
     sent_vec = dict(zip(e.sentences, e.sentence_vectors))
     position = positions(e.chunks)

@@ -44,10 +44,12 @@ class BuildSummary:
     removed: int = 0  # articles of the previous index no longer in the folder
     changed: bool = True  # False: the index already held exactly this, nothing was written
     stages: tuple[tuple[str, float], ...] = ()  # (stage, seconds), in the order they ran
+    resumed: int = 0  # of `embedded`: articles a stopped build had finished (not embedded again)
 
 
 Report = Callable[[str, int, int], None]
-"""Progress of a build: (stage, done, total), called as work advances."""
+"""Progress of a build: (stage, done, total), called as work advances: "read" (files),
+"resumed" (articles a stopped build had finished, of those to embed), "embed" (articles)."""
 
 
 def context_terms(article: Article) -> tuple[list[str], list[str]]:
@@ -113,16 +115,17 @@ class Stages:
 # Text per batch of a build: the next batch is segmented and chunked on a second thread while this
 # one is embedded (ONNX Runtime releases the GIL while it computes), and progress moves per batch.
 BATCH_CHARS = 50_000
+CLUSTER_BATCHES = 8
 
 
 def _chunk_batches(
-    articles: list[Article], settings: Settings, stages: Stages, whole: bool
+    articles: list[Article], settings: Settings, stages: Stages, chars: int
 ) -> Iterator[tuple[list[Article], list[Chunk]]]:
-    """The articles in batches of about BATCH_CHARS (one batch if `whole`), each with its chunks."""
+    """The articles in batches of about `chars` characters, each with its chunks."""
     batches: list[list[Article]] = [[]]
     size = 0
     for a in articles:
-        if batches[-1] and not whole and size >= BATCH_CHARS:
+        if batches[-1] and size >= chars:
             batches.append([])
             size = 0
         batches[-1].append(a)
@@ -132,46 +135,65 @@ def _chunk_batches(
         with stages("segment+chunk"):
             return chunk_articles(batch, settings.chunk_chars, settings.chunk_overlap)
 
+    # One batch segmented ahead, not all of them: what waits to be embedded stays one batch.
     pool = ThreadPoolExecutor(1, thread_name_prefix="de06qa-segment")
     try:
-        yield from zip(batches, pool.map(chunk, batches))
+        ahead = [(batch, pool.submit(chunk, batch)) for batch in batches[:1]]
+        for nxt in [*batches[1:], None]:
+            batch, got = ahead.pop()
+            if nxt is not None:
+                ahead.append((nxt, pool.submit(chunk, nxt)))
+            yield batch, got.result()
     finally:  # a build that fails (or is stopped) does not wait for the rest to be segmented
         pool.shutdown(cancel_futures=True)
 
 
-def embed_articles(
-    articles: list[Article], settings: Settings, embedder: Embedder, report: Report | None, dim: int | None,
-    stages: Stages,
-) -> Embedded:  # fmt: skip
+def embedded_batches(
+    articles: list[Article], settings: Settings, embedder: Embedder, report: Report | None, stages: Stages
+) -> Iterator[tuple[list[Article], Embedded]]:
     """Chunk the articles and embed their passages and sentences, batch by batch (progress in
-    articles). `dim` when known: the model is only loaded when something needs embedding."""
+    articles): each batch's articles with what they gave."""
     by_id = {a.doc_id: a for a in articles}
-    chunks: list[Chunk] = []
-    sents: list[tuple[str, int, int]] = []
-    vecs: list[np.ndarray] = []
-    sent_vecs: list[np.ndarray] = []
     done = 0
     if report:
         report("embed", 0, len(articles))  # the clock of the rate and time left starts here
-    # A Dask cluster gets everything at once: its workers share the passages out among themselves.
-    whole = getattr(embedder, "spread", None) is not None
-    for batch, got in _chunk_batches(articles, settings, stages, whole):
+    # A Dask cluster gets batches several times larger: their passages are cut into partitions
+    # (distributed.PARTITION) that keep every worker busy.
+    chars = BATCH_CHARS * (CLUSTER_BATCHES if getattr(embedder, "spread", None) is not None else 1)
+    for batch, got in _chunk_batches(articles, settings, stages, chars):
         keys = list(dict.fromkeys((c.doc_id, s.start, s.end) for c in got for s in c.sentences))
         if got:
             with stages("embed passages"):
-                vecs.append(embedder.embed_passages([passage_text(by_id[c.doc_id], c) for c in got]))
+                vecs = embedder.embed_passages([passage_text(by_id[c.doc_id], c) for c in got])
             with stages("embed sentences"):
-                sent_vecs.append(embedder.embed_passages([by_id[d].text[a:b] for d, a, b in keys]))
-        chunks += got
-        sents += keys
+                sent_vecs = embedder.embed_passages([by_id[d].text[a:b] for d, a, b in keys])
+        else:  # (articles with no text to chunk)
+            vecs = sent_vecs = np.zeros((0, embedder.dim), np.float32)
+        yield batch, Embedded(got, vecs, keys, sent_vecs)
         done += len(batch)
         if report:
             report("embed", done, len(articles))
-    log.info("embedded %d chunks and %d sentences", len(chunks), len(sents))
-    if not chunks:
-        empty = np.zeros((0, embedder.dim if dim is None else dim), np.float32)
-        return Embedded(chunks, empty, sents, empty)
-    return Embedded(chunks, np.concatenate(vecs), sents, np.concatenate(sent_vecs))
+
+
+def embed_articles(
+    articles: list[Article], settings: Settings, embedder: Embedder, report: Report | None, stages: Stages
+) -> Embedded:
+    """All the articles' chunks and vectors at once (Milvus takes them in one go)."""
+    got = [e for _, e in embedded_batches(articles, settings, embedder, report, stages)]
+    log.info(
+        "embedded %d chunks and %d sentences",
+        sum(len(e.chunks) for e in got),
+        sum(len(e.sentences) for e in got),
+    )
+    if not got:
+        empty = np.zeros((0, embedder.dim), np.float32)
+        return Embedded([], empty, [], empty)
+    return Embedded(
+        [c for e in got for c in e.chunks],
+        np.concatenate([e.vectors for e in got]),
+        [k for e in got for k in e.sentences],
+        np.concatenate([e.sentence_vectors for e in got]),
+    )
 
 
 def lexical_docs(articles: list[Article], chunks: list[Chunk]) -> tuple[list[list[str]], list[list[str]]]:
@@ -196,11 +218,11 @@ def manifest_of(
     source: Path,
     info: store.ModelInfo,
     articles: list[Article],
-    chunks: list[Chunk],
+    per_doc: Counter[str],
     sentences: int,
     skipped: list[Skipped],
 ) -> dict[str, Any]:
-    per_doc = Counter(c.doc_id for c in chunks)
+    """The manifest; `per_doc`: each article's number of chunks."""
     return {
         "format_version": store.FORMAT_VERSION,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -217,7 +239,7 @@ def manifest_of(
             "chunk_overlap": settings.chunk_overlap,
             "faiss_index": settings.faiss_index,
         },
-        "counts": {"documents": len(articles), "chunks": len(chunks), "sentences": sentences},
+        "counts": {"documents": len(articles), "chunks": sum(per_doc.values()), "sentences": sentences},
         # The packaged ranking models a search over this index uses (they read its features).
         "ranker": load_models().version,
         "documents": {
