@@ -6,8 +6,11 @@ Layout (self-describing, in the spirit of bm25s):
   chunks.jsonl         one chunk per line, in row order of the vectors
   sentences.jsonl      the answer-candidate sentences (doc_id, start, end), row order of sentences.npy
   sentences.npy        their embeddings, computed at index time so a query embeds only itself
-  vectors.faiss        chunk embeddings
+  vectors.faiss        chunk embeddings (vector_ids.npy: row -> FAISS id, when an update left dead rows)
   bm25_words/, bm25_folded/   the two lexical fields
+  terms_*.npy          what ranking reads of each chunk's words (termsets.py)
+
+Written by FolderWriter a piece at a time into a temporary sibling, swapped in whole.
 """
 
 from __future__ import annotations
