@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from de06qa.documents import Article, Chunk
-from de06qa.termsets import TermSets, TermSetsBuilder, terms_of
+from de06qa.termsets import TermSets, TermSetsBuilder, concat_ranges, terms_of
 
 
 def title_terms(a: Article) -> frozenset[str]:
@@ -45,8 +45,7 @@ class CorpusView:
         n = np.maximum(hi - lo, 0)
         if n.sum() == 0:
             return np.zeros(len(rows), np.float32)
-        idx = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)])
-        sims = self.sentence_vectors[idx] @ qvec
+        sims = self.sentence_vectors[concat_ranges(lo, hi)] @ qvec
         starts = np.concatenate([[0], np.cumsum(n)[:-1]])
         out = np.maximum.reduceat(sims, np.minimum(starts, len(sims) - 1)).astype(np.float32)
         out[n == 0] = 0.0

@@ -190,11 +190,8 @@ class DenseIndex:
         try:
             index = faiss.read_index(str(folder / INDEX_FILE))
             ids = np.load(folder / IDS_FILE) if (folder / IDS_FILE).exists() else None
-        except (
-            RuntimeError,
-            ValueError,
-            OSError,
-        ) as e:  # faiss reports truncated/missing files as RuntimeError
+        # faiss reports truncated or missing files as RuntimeError; numpy a bad ids file as ValueError
+        except (RuntimeError, ValueError, OSError) as e:
             raise IndexDamaged(
                 f"{folder / INDEX_FILE} is missing or damaged; rebuild with: de06qa index --rebuild"
             ) from e

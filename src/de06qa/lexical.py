@@ -24,6 +24,11 @@ FIELDS = ("words", "folded")
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
+def _idf(n_docs: int, df: np.ndarray | int) -> np.ndarray:
+    """BM25's (Lucene) idf, log(1 + (N - df + 0.5) / (df + 0.5)), as bm25s computes it."""
+    return np.log1p((n_docs - np.asarray(df) + 0.5) / (np.asarray(df) + 0.5))
+
+
 class FieldCounts:
     """One BM25 field built from streamed documents: each document is reduced to (term id, count)
     pairs in compact arrays as it arrives, so a build holds counts, not term lists, and the
@@ -34,9 +39,8 @@ class FieldCounts:
         self.vocab: dict[str, int] = dict(vocab) if vocab else {}
         self.vocab.setdefault("", len(self.vocab))
         self.term_ids = array("i")
-        self.counts = array(
-            "H"
-        )  # (a term's count in one document, at most 65,535: BM25 saturates long before)
+        # a term's count in one document, at most 65,535 (BM25 saturates long before)
+        self.counts = array("H")
         self.doc_ends = array("q")
         self.doc_lengths = array("i")
 
@@ -56,7 +60,7 @@ class FieldCounts:
         ends = np.frombuffer(self.doc_ends, np.int64)
         lengths = np.frombuffer(self.doc_lengths, np.int32)
         df = np.bincount(terms, minlength=n_vocab)
-        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        idf = _idf(n_docs, df).astype(np.float32)
         # score = idf · tf / (tf + k1 · (1 - b + b · length / mean length)), over the (document,
         # term) entries, already grouped by document (CSR rows); in float64 like bm25s, in place.
         norm = model.k1 * ((1 - model.b) + model.b * lengths / (lengths.mean() if n_docs else 1.0))
@@ -122,8 +126,8 @@ class LexicalIndex:
         return np.asarray(model.get_scores(known), dtype=np.float32)
 
     def idf(self, field: str, terms: tuple[str, ...]) -> dict[str, float]:
-        """BM25's idf, log(1 + (N - df + 0.5) / (df + 0.5)), of each term (0 when unknown):
-        document frequencies come from the index's term-by-document matrix."""
+        """BM25's idf of each term (0 when unknown): document frequencies come from the index's
+        term-by-document matrix."""
         model = self._fields[field]
         n = int(model.scores["num_docs"])
         indptr = model.scores["indptr"]
@@ -132,7 +136,7 @@ class LexicalIndex:
         for t in terms:
             i = vocab.get(t)
             df = int(indptr[i + 1] - indptr[i]) if i is not None and t else 0
-            out[t] = float(np.log1p((n - df + 0.5) / (df + 0.5))) if df else 0.0
+            out[t] = float(_idf(n, df)) if df else 0.0
         return out
 
     @staticmethod

@@ -169,6 +169,13 @@ class FolderWriter:
         """A writable array of the sentence vectors, backed by the file itself (not memory)."""
         return np.lib.format.open_memmap(self.tmp / "sentences.npy", "w+", np.float32, (n, dim))
 
+    def close(self) -> None:
+        for f in (self.chunks, self.sentences):
+            try:
+                f.close()
+            except OSError:  # (a full disk fails the last flush; the folder is removed anyway)
+                pass
+
     def finish(
         self, manifest: dict[str, Any], dense: DenseIndex, lexical: LexicalIndex, term_sets: TermSets
     ) -> None:
@@ -198,25 +205,18 @@ def writing(target: Path, needed: int) -> Iterator[FolderWriter]:
         writer = FolderWriter(target, tmp)
         yield writer
     except OSError as e:
-        _close(writer)
+        if writer is not None:
+            writer.close()
         shutil.rmtree(tmp, ignore_errors=True)  # first: the free space then counts without it
         raise unwritable(e, target, needed) from e
     except BaseException:
-        _close(writer)
+        if writer is not None:
+            writer.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _close(writer: FolderWriter | None) -> None:
-    if writer is not None:
-        for f in (writer.chunks, writer.sentences):
-            try:
-                f.close()
-            except OSError:
-                pass
-
-
-def chunk_lines(folder: Path) -> Iterator[dict[str, Any]]:
+def chunk_records(folder: Path) -> Iterator[dict[str, Any]]:
     """The chunk records of an index folder, one at a time, in row order."""
     return read_jsonl(folder / "chunks.jsonl")
 
@@ -226,21 +226,27 @@ def sentence_records(folder: Path) -> Iterator[dict[str, Any]]:
     return read_jsonl(folder / "sentences.jsonl")
 
 
-def check_complete(folder: Path, manifest: dict[str, Any]) -> DenseIndex:
+def check_complete(folder: Path, manifest: dict[str, Any]) -> tuple[DenseIndex, TermSets | None]:
     """That the folder's files are there and agree with its manifest, without reading its
-    records (a build reads them as it streams); returns its dense index."""
+    records (a build reads them as it streams); returns its dense index and its term sets."""
     dense = DenseIndex.load(folder)
     counts = manifest.get("counts", {})
     try:
+        term_sets = TermSets.load(folder)
         n_sentences = len(sentence_vectors(folder))
         missing = [
             n for n in ("articles.jsonl", "chunks.jsonl", "sentences.jsonl") if not (folder / n).is_file()
         ]
     except (OSError, ValueError) as e:
         raise _damaged(folder, f"incomplete or damaged ({type(e).__name__})") from e
-    if missing or dense.size != counts.get("chunks") or n_sentences != counts.get("sentences"):
+    if (
+        missing
+        or dense.size != counts.get("chunks")
+        or n_sentences != counts.get("sentences")
+        or (term_sets is not None and len(term_sets.kinds) != dense.size)
+    ):
         raise _damaged(folder, "incomplete (its files do not match its manifest)")
-    return dense
+    return dense, term_sets
 
 
 def sentence_vectors(folder: Path) -> np.ndarray:

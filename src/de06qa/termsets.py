@@ -54,7 +54,7 @@ class TermSets:
     def sentence_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The sentence rows of these chunks, and for each the position of its chunk in `rows`."""
         lo, hi = self.sentence_of_chunk[rows], self.sentence_of_chunk[rows + 1]
-        return _ranges(lo, hi), np.repeat(np.arange(len(rows)), hi - lo)
+        return concat_ranges(lo, hi), np.repeat(np.arange(len(rows)), hi - lo)
 
     def sentence_hits(self, sentences: np.ndarray, wanted: np.ndarray) -> np.ndarray:
         return _hits(self.sentence_ptr, self.sentence_ids, sentences, wanted)
@@ -103,16 +103,15 @@ class TermSetsBuilder:
         """Append these chunks of an index whose term sets use the same ids (unchanged articles
         keep theirs: an update does not re-read their text)."""
         lo, hi = old.chunk_ptr[rows], old.chunk_ptr[rows + 1]
-        self.chunk_ptr.frombytes((len(self.chunk_ids) + np.cumsum(hi - lo)).astype(np.int64).tobytes())
-        self.chunk_ids.frombytes(np.asarray(old.chunk_ids[_ranges(lo, hi)], np.int32).tobytes())
+        _append(self.chunk_ptr, len(self.chunk_ids) + np.cumsum(hi - lo))
+        _append(self.chunk_ids, old.chunk_ids[concat_ranges(lo, hi)])
         s_lo, s_hi = old.sentence_of_chunk[rows], old.sentence_of_chunk[rows + 1]
-        sentences = _ranges(s_lo, s_hi)
-        before = len(self.sentence_ptr) - 1
-        self.sentence_of_chunk.frombytes((before + np.cumsum(s_hi - s_lo)).astype(np.int64).tobytes())
+        sentences = concat_ranges(s_lo, s_hi)
+        _append(self.sentence_of_chunk, len(self.sentence_ptr) - 1 + np.cumsum(s_hi - s_lo))
         lo, hi = old.sentence_ptr[sentences], old.sentence_ptr[sentences + 1]
-        self.sentence_ptr.frombytes((len(self.sentence_ids) + np.cumsum(hi - lo)).astype(np.int64).tobytes())
-        self.sentence_ids.frombytes(np.asarray(old.sentence_ids[_ranges(lo, hi)], np.int32).tobytes())
-        self.kinds.frombytes(np.asarray(old.kinds[rows], np.uint8).tobytes())
+        _append(self.sentence_ptr, len(self.sentence_ids) + np.cumsum(hi - lo))
+        _append(self.sentence_ids, old.sentence_ids[concat_ranges(lo, hi)])
+        _append(self.kinds, old.kinds[rows])
 
     def done(self) -> TermSets:
         return TermSets(
@@ -125,7 +124,12 @@ class TermSetsBuilder:
         )
 
 
-def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _append(buf: array[int], values: np.ndarray) -> None:
+    """Append an array's values to a buffer of the same item type ("q", "i", "B")."""
+    buf.frombytes(np.asarray(values, np.dtype(buf.typecode)).tobytes())
+
+
+def concat_ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """The concatenation of arange(lo[i], hi[i])."""
     n = np.maximum(hi - lo, 0)
     if n.sum() == 0:
@@ -139,7 +143,7 @@ def _hits(ptr: np.ndarray, ids: np.ndarray, rows: np.ndarray, wanted: np.ndarray
     if len(rows) == 0 or len(wanted) == 0:
         return out
     lo, hi = ptr[rows], ptr[np.asarray(rows) + 1]
-    seg = ids[_ranges(lo, hi)]
+    seg = ids[concat_ranges(lo, hi)]
     owner = np.repeat(np.arange(len(rows)), hi - lo)
     order = np.argsort(wanted, kind="stable")
     ranked = wanted[order]

@@ -66,7 +66,7 @@ def build_folder(
             and not fresh
             and not removed
             and _same_build(previous.manifest, settings, articles, skipped)
-            and TermSets.load(settings.index_dir) is not None  # (else stored now, nothing re-embedded)
+            and previous.term_sets is not None  # (else stored now, nothing re-embedded)
         ):
             # Nothing to do: leave the index (and a server watching it) alone.
             counts = previous.manifest.get("counts", {})
@@ -123,22 +123,21 @@ def _assemble(
     rows, streamed. Returns (chunks, sentences)."""
     old = settings.index_dir
     if parts:
-        dim = int(np.load(parts[0].folder / "vectors.npy", mmap_mode="r").shape[1])
+        dim = int(parts[0].vectors().shape[1])
     else:
         dim = previous.dense.dim if previous else embedder.dim
     context = {a.doc_id: context_terms(a) for a in articles}
     # Term sets use the ids of the folded BM25 field (the sentences' own terms join its vocabulary:
     # with no postings, they change no score). An update keeps the previous ids, so unchanged
     # articles' term sets are copied, not recomputed.
-    old_sets = TermSets.load(old) if previous is not None else None
+    old_sets = previous.term_sets if previous is not None else None
     lexical = LexicalCounts(LexicalIndex.saved_vocab(old, "folded") if old_sets is not None else None)
     term_sets = TermSetsBuilder(lexical.fields["folded"].vocab)
     by_id = {a.doc_id: a for a in articles}
     per_doc: Counter[str] = Counter()
     kept_rows: list[int] = []
     kept_sentences: list[int] = []
-    text = sum(len(a.text) for a in articles)
-    with store.writing(old, needed=12 * text) as out:
+    with store.writing(old, needed=12 * sum(len(a.text) for a in articles)) as out:
         with stages("write"):
             out.articles(articles)
 
@@ -153,12 +152,13 @@ def _assemble(
 
         with stages("bm25+terms"):  # (the chunks are written as they are counted)
             if previous is not None:
-                for i, r in enumerate(store.chunk_lines(old)):
+                for i, r in enumerate(store.chunk_records(old)):
                     if r["doc_id"] in kept:
                         chunk(r, terms=old_sets is None)
                         kept_rows.append(i)
-                if old_sets is not None:
-                    term_sets.copy(old_sets, np.array(kept_rows, np.int64))
+            kept_row_array = np.array(kept_rows, np.int64)
+            if old_sets is not None:
+                term_sets.copy(old_sets, kept_row_array)
             for p in parts:
                 for r in p.chunk_records():
                     chunk(r)
@@ -188,13 +188,13 @@ def _assemble(
         with stages("faiss"):
             total = len(kept_rows) + sum(p.chunks for p in parts)
             if previous is not None:
-                dense = previous.dense.keeping(np.array(kept_rows, np.int64), settings.faiss_index, total)
+                dense = previous.dense.keeping(kept_row_array, settings.faiss_index, total)
             else:
                 dense = DenseIndex.empty(dim, resolve_kind(settings.faiss_index, total))
             pending: list[np.ndarray] = []
             for p in parts:
                 pending.append(p.vectors())
-                if sum(len(v) for v in pending) >= _ADD_ROWS or p is parts[-1]:
+                if sum(map(len, pending)) >= _ADD_ROWS or p is parts[-1]:
                     dense.add(np.concatenate(pending))
                     pending = []
         with stages("bm25+terms"):
@@ -225,6 +225,7 @@ class Previous:
 
     manifest: dict[str, Any]
     dense: DenseIndex
+    term_sets: TermSets | None  # None: built before they were stored (computed anew, not copied)
 
 
 def _previous(settings: Settings, embedder: Embedder) -> Previous | None:
@@ -232,7 +233,7 @@ def _previous(settings: Settings, embedder: Embedder) -> Previous | None:
     try:
         manifest = store.read_manifest(settings.index_dir)
         store.check_model(manifest, model_info(embedder, manifest["model"]["dim"]), str(settings.index_dir))
-        dense = store.check_complete(settings.index_dir, manifest)
+        dense, term_sets = store.check_complete(settings.index_dir, manifest)
     except (De06qaError, KeyError, TypeError) as e:
         if not isinstance(e, IndexMissing):
             log.warning("full build: the existing index cannot be reused (%s)", e)
@@ -250,7 +251,7 @@ def _previous(settings: Settings, embedder: Embedder) -> Previous | None:
     ):
         log.warning("full build: chunk settings changed since the last build")
         return None
-    return Previous(manifest, dense)
+    return Previous(manifest, dense, term_sets)
 
 
 def _same_build(
