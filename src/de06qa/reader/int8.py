@@ -8,7 +8,7 @@ cost .04 span F1. Each listed product (the feed-forward ones: those whose roundi
 spans most) is split: the input with its outlier channels zeroed goes through the int8 product,
 those channels alone through a small fp32 one, and the two are added.
 The channels are fitted by `eval/fit_reader.py outliers` (on training windows) and ship as
-`models/reader-v3-int8.json`: node name → channel indices.
+`models/reader-v5-int8.json`: node name → channel indices.
 """
 
 from __future__ import annotations

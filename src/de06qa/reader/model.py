@@ -3,7 +3,7 @@ matrix with a low-rank delta of ours) under its top layers tuned whole for answe
 an "answers the question" head.
 
 Only the tuned top layers, the lower layers' deltas and the heads are ours; they ship as one small
-file (`models/reader-v3.safetensors`: top matrices int8, deltas fp16) and are put onto the base
+file (`models/reader-v5.safetensors`: top matrices int8, deltas fp16) and are put onto the base
 weights at first use (the deltas merged into them), then the whole reader is exported to ONNX once
 (reader/__init__.py runs it). Imports torch and transformers: used by the export and by fitting
 (eval/fit_reader.py), never while answering a question.
