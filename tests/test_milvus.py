@@ -212,7 +212,7 @@ def test_milvus_down_is_one_line_and_503_and_the_server_recovers(
 
 
 def test_an_update_changes_the_collection_in_place_and_a_running_server_follows(
-    milvus: LiteServer, tmp_path: Path, seeds_copy: Path
+    milvus: LiteServer, tmp_path: Path, seeds_copy: Path, monkeypatch
 ):
     from fastapi.testclient import TestClient
 
@@ -250,6 +250,24 @@ def test_an_update_changes_the_collection_in_place_and_a_running_server_follows(
         terms = ("soc", "trang", "quang", "tri", "dinh", "danh", "dinh_danh", "4.321", "vneid")
         assert b.idf(terms) == f.idf(terms)
         assert {a.doc_id for a, _ in b.documents()} == {a.doc_id for a, _ in f.documents()}
+        # written a batch at a time (one article each), the same generation as in one go
+        monkeypatch.setattr("de06qa.indexing.stages.BATCH_CHARS", 3000)  # the seeds are 2-8k characters
+        from de06qa.backends.milvus import MilvusIndex
+
+        writes: list[int] = []
+        write = MilvusIndex.write
+        monkeypatch.setattr(
+            MilvusIndex,
+            "write",
+            lambda self, gen, rows, *a: writes.append(len(rows)) or write(self, gen, rows, *a),
+        )
+        batched = build_index(_settings(milvus, tmp_path, "batched"), seeds_copy, FakeEmbedder())
+        g = MilvusBackend(milvus.uri, "batched")
+        assert (batched.chunks, batched.sentences, g.stats) == (full.chunks, full.sentences, f.stats)
+        assert sorted(c.chunk_id for c in g.chunks()) == sorted(c.chunk_id for c in f.chunks())
+        assert g.idf(terms) == f.idf(terms)
+        assert len(writes) == 5 and sum(writes) == full.chunks  # one write per batch, never all at once
+        monkeypatch.undo()
         # the running server sees the update without a restart
         deadline = time.time() + 30
         while time.time() < deadline:

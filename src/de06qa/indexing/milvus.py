@@ -126,13 +126,27 @@ def write_share(
     uri: str, gen: str, settings: Settings, new: bool, embedder: Embedder, articles: list[Article],
     report: Report | None = None,
 ) -> Written:  # fmt: skip
-    """Chunk, embed and write these articles into the generation (on a Dask worker, or here)."""
-    from de06qa.backends.milvus import ChunkRow, MilvusIndex
+    """Chunk, embed and write these articles into the generation (on a Dask worker, or here),
+    batch by batch as a folder build does: memory holds one batch's passages and vectors."""
+    from de06qa.backends.milvus import MilvusIndex
 
+    written = Written(set(), set(), Counter(), 0, 0)
     if not articles:
-        return Written(set(), set(), Counter(), 0, 0)
+        return written
+    index = MilvusIndex(uri, settings.collection)
+    try:
+        for batch, e in steps.embedded_batches(articles, settings, embedder, report, steps.Stages()):
+            written = written + _write_batch(index, gen, new, batch, e)
+    finally:
+        index.close()
+    return written
+
+
+def _write_batch(index: Any, gen: str, new: bool, articles: list[Article], e: steps.Embedded) -> Written:
+    """One batch of whole articles, embedded, as rows of the generation."""
+    from de06qa.backends.milvus import ChunkRow
+
     by_id = {a.doc_id: a for a in articles}
-    e = steps.embed_articles(articles, settings, embedder, report, steps.Stages())
     dim = int(e.vectors.shape[1])
     sent_vec = dict(zip(e.sentences, e.sentence_vectors))
     position = positions(e.chunks)
@@ -152,11 +166,7 @@ def write_share(
     df: Counter[str] = Counter()
     for f in folded:
         df.update(set(f))
-    index = MilvusIndex(uri, settings.collection)
-    try:
-        chunk_keys, part_keys = index.write(gen, rows, articles, new)
-    finally:
-        index.close()
+    chunk_keys, part_keys = index.write(gen, rows, articles, new)
     return Written(chunk_keys, part_keys, df, len(e.chunks), len(e.sentences))
 
 

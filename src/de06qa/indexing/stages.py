@@ -175,27 +175,6 @@ def embedded_batches(
             report("embed", done, len(articles))
 
 
-def embed_articles(
-    articles: list[Article], settings: Settings, embedder: Embedder, report: Report | None, stages: Stages
-) -> Embedded:
-    """All the articles' chunks and vectors at once (Milvus takes them in one go)."""
-    got = [e for _, e in embedded_batches(articles, settings, embedder, report, stages)]
-    log.info(
-        "embedded %d chunks and %d sentences",
-        sum(len(e.chunks) for e in got),
-        sum(len(e.sentences) for e in got),
-    )
-    if not got:
-        empty = np.zeros((0, embedder.dim), np.float32)
-        return Embedded([], empty, [], empty)
-    return Embedded(
-        [c for e in got for c in e.chunks],
-        np.concatenate([e.vectors for e in got]),
-        [k for e in got for k in e.sentences],
-        np.concatenate([e.sentence_vectors for e in got]),
-    )
-
-
 def lexical_docs(articles: list[Article], chunks: list[Chunk]) -> tuple[list[list[str]], list[list[str]]]:
     """What BM25 reads of each chunk: its own terms, then its article's context terms."""
     context = {a.doc_id: context_terms(a) for a in articles}
