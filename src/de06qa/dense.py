@@ -174,11 +174,7 @@ class DenseIndex:
 
     def vectors(self) -> np.ndarray:
         """The stored vectors in row order (flat and HNSW-flat both keep them)."""
-        if self.size == 0:
-            return np.zeros((0, self.dim), np.float32)
-        if self._ids is None:
-            return np.asarray(self._index.reconstruct_n(0, self.size), dtype=np.float32)
-        return self._reconstruct(self._ids)
+        return self._reconstruct(self._id_of(np.arange(self.size)))
 
     def save(self, folder: Path) -> None:
         faiss.write_index(self._index, str(folder / INDEX_FILE))

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from de06qa import store
 from de06qa.config import Settings
@@ -20,6 +20,9 @@ from de06qa.embedding import Embedder, model_info
 from de06qa.errors import De06qaError
 from de06qa.indexing import stages as steps
 from de06qa.indexing.stages import BuildSummary, Report
+
+if TYPE_CHECKING:
+    from de06qa.backends.milvus import MilvusIndex
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +145,9 @@ def write_share(
     return written
 
 
-def _write_batch(index: Any, gen: str, new: bool, articles: list[Article], e: steps.Embedded) -> Written:
+def _write_batch(
+    index: MilvusIndex, gen: str, new: bool, articles: list[Article], e: steps.Embedded
+) -> Written:
     """One batch of whole articles, embedded, as rows of the generation."""
     from de06qa.backends.milvus import ChunkRow
 

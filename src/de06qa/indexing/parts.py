@@ -88,11 +88,12 @@ class Parts:
         return out
 
     def keep_only(self, parts: list[Part]) -> None:
-        """Remove every batch but these (those of articles since changed or removed)."""
+        """Remove every batch but these (those of articles since changed or removed), of those
+        `finished` listed."""
         keep = {p.folder for p in parts}
-        for p in self.finished():
-            if p.folder not in keep:
-                shutil.rmtree(p.folder, ignore_errors=True)
+        for sub in self.folder.iterdir():
+            if sub.is_dir() and sub not in keep:
+                shutil.rmtree(sub, ignore_errors=True)
 
     def write(
         self,
