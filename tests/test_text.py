@@ -9,6 +9,7 @@ from de06qa.text import (
     has_diacritics,
     normalise,
     sentences,
+    tagged_words,
     unify_tones,
     word_terms,
     words,
@@ -87,3 +88,14 @@ def test_segmenter_is_safe_on_first_concurrent_use():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_tagged_words_are_the_words_with_their_tags():
+    text = (
+        "Tỉnh đã cung cấp 1.899 dịch vụ công, trong đó có 573 dịch vụ toàn trình.\nHà Giang có 665 dịch vụ."
+    )
+    got = tagged_words(text)
+    assert [s for s, _ in got] == words(text)
+    assert all(text[s.start : s.end] == s.text for s, _ in got)
+    tags = {s.text: tag for s, tag in got}
+    assert tags["dịch vụ"] == "N" and tags[","] == "CH" and tags["Hà Giang"] == "Np"

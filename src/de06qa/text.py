@@ -25,7 +25,7 @@ if "underthesea" not in sys.modules:
     ):
         sys.modules.setdefault(_name, None)  # type: ignore[arg-type]
 
-from underthesea import sent_tokenize, word_tokenize  # noqa: E402
+from underthesea import pos_tag, sent_tokenize, word_tokenize  # noqa: E402
 
 from de06qa.documents import Span  # noqa: E402
 
@@ -150,6 +150,24 @@ def words(text: str, base: int = 0) -> list[Span]:
     for line in text.split("\n"):
         if line.strip():
             out.extend(_align(line, word_tokenize(line), base=base + pos))
+        pos += len(line) + 1
+    return out
+
+
+def tagged_words(text: str) -> list[tuple[Span, str]]:
+    """underthesea word spans with their part-of-speech tags (N noun, Nc classifier, Nu unit,
+    M number, V verb, A adjective, CH punctuation …): what eval/fit_reader.py makes questions of."""
+    _segmenter()
+    out: list[tuple[Span, str]] = []
+    pos = 0
+    for line in text.split("\n"):
+        if line.strip():
+            cursor = 0  # a word the segmenter rewrote is skipped, as `words` skips it
+            for word, tag in pos_tag(line):
+                got = _align(line[cursor:], [word], base=pos + cursor)
+                if got:
+                    out.append((got[0], tag))
+                    cursor = got[0].end - pos
         pos += len(line) + 1
     return out
 
