@@ -46,6 +46,20 @@ class FakeEmbedder:
         return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
 
+class StoppingEmbedder(FakeEmbedder):
+    """Fails (as a build stopped by Ctrl-C or a full disk would) on its `after`-th batch."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after, self.calls = after, 0
+
+    def embed_passages(self, texts: list[str], progress=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls > 2 * self.after:  # (passages, then sentences, per batch)
+            raise KeyboardInterrupt
+        return super().embed_passages(texts)
+
+
 class FakeReader:
     """A deterministic stand-in for the answer reader (reader/), for tests of what is around it."""
 

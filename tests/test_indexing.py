@@ -22,7 +22,7 @@ from de06qa.indexing import build_index
 from de06qa.search import Searcher
 from de06qa.text import folded_terms
 
-from .conftest import FakeEmbedder, FakeReader
+from .conftest import FakeEmbedder, FakeReader, StoppingEmbedder
 
 NEW_ARTICLE = (
     "Cao Bằng: Đẩy mạnh dịch vụ công trực tuyến\n"
@@ -247,20 +247,6 @@ def test_model_mismatch_names_the_model(tmp_path: Path, fake_index: Settings):
         Searcher.open(fake_index, other, reader=FakeReader())
 
 
-class _Stops(FakeEmbedder):
-    """Fails (as a build stopped by Ctrl-C or a full disk would) on its `after`-th batch."""
-
-    def __init__(self, after: int) -> None:
-        super().__init__()
-        self.after, self.calls = after, 0
-
-    def embed_passages(self, texts: list[str], progress=None) -> np.ndarray:  # type: ignore[no-untyped-def]
-        self.calls += 1
-        if self.calls > 2 * self.after:  # (passages, then sentences, per batch)
-            raise KeyboardInterrupt
-        return super().embed_passages(texts)
-
-
 def _term_strings(data: store.IndexData) -> dict[str, tuple[object, ...]]:
     """Each chunk's term sets as strings (ids differ between indexes): its terms, its sentences'
     terms, the answer kinds it holds."""
@@ -302,7 +288,7 @@ def test_a_stopped_build_goes_on_from_its_last_finished_batch(tmp_path: Path, se
     build_index(settings, seeds_copy, FakeEmbedder())
     before = (settings.index_dir / "manifest.json").read_bytes()
     (seeds_copy / "010_caobang.txt").write_text(NEW_ARTICLE, encoding="utf-8")
-    stopped = _Stops(after=2)
+    stopped = StoppingEmbedder(after=2)
     with pytest.raises(KeyboardInterrupt):
         build_index(settings, seeds_copy, stopped, rebuild=True)
     assert (settings.index_dir / "manifest.json").read_bytes() == before  # the old index, untouched
@@ -322,7 +308,7 @@ def test_a_stopped_build_goes_on_from_its_last_finished_batch(tmp_path: Path, se
     # A batch of an article changed since it was embedded is not reused.
     (seeds_copy / "010_caobang.txt").write_text(NEW_ARTICLE.replace("512", "514"), encoding="utf-8")
     with pytest.raises(KeyboardInterrupt):
-        build_index(settings, seeds_copy, _Stops(after=3), rebuild=True)
+        build_index(settings, seeds_copy, StoppingEmbedder(after=3), rebuild=True)
     (seeds_copy / sorted(p.name for p in seeds_copy.glob("*.txt"))[0]).write_text(
         NEW_ARTICLE, encoding="utf-8"
     )

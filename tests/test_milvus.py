@@ -31,7 +31,7 @@ from de06qa.filters import parse_filters
 from de06qa.indexing import build_index
 from de06qa.search import Searcher
 
-from .conftest import ROOT, SEEDS, FakeEmbedder, FakeReader
+from .conftest import ROOT, SEEDS, FakeEmbedder, FakeReader, StoppingEmbedder
 
 EXE = str(Path(sys.executable).with_name("de06qa"))
 HA_GIANG = "Hà Giang có bao nhiêu dịch vụ công toàn trình?"
@@ -340,14 +340,45 @@ def test_a_killed_rebuild_leaves_readers_on_the_old_collection(
     assert (
         Searcher(b, FakeEmbedder(), settings, reader=FakeReader()).search("dịch vụ công toàn trình").passages
     )
-    # the dead build's lock expires; the next build publishes and drops the leftover
+    # the dead build's lock expires; the next build goes on with what it wrote (all five
+    # articles, whole: nothing embedded again) and publishes it
     monkeypatch.setattr(milvus_index, "LOCK_TTL_S", 0.5)
     time.sleep(0.6)
-    build_index(settings, SEEDS, FakeEmbedder(), rebuild=True)
+    emb = FakeEmbedder()
+    s = build_index(settings, SEEDS, emb, rebuild=True)
     now = _collections(milvus.uri)
     new = MilvusBackend(milvus.uri, "kill").collection
-    assert new != old and old in now and new in now  # the previous one stays for slow replicas
-    assert not (leftover & now)
+    assert (s.resumed, s.documents, emb.passages_embedded) == (5, 5, 0)
+    assert new in leftover and old in now  # the previous one stays for slow replicas
+
+
+def test_a_stopped_build_goes_on_from_the_articles_it_wrote_whole(
+    milvus: LiteServer, tmp_path: Path, seeds_copy: Path, monkeypatch
+):
+    """Stopped after two of five batches, the next build embeds only the other three articles
+    (and one changed since: its rows are replaced), and gives what one uninterrupted build gives."""
+    monkeypatch.setattr("de06qa.indexing.stages.BATCH_CHARS", 3000)  # one seed article per batch
+    settings = _settings(milvus, tmp_path, "stop")
+    with pytest.raises(KeyboardInterrupt):
+        build_index(settings, seeds_copy, StoppingEmbedder(after=2))
+    holder = MilvusIndex(milvus.uri, "stop")
+    assert holder.current() is None  # nothing published
+    holder.close()
+    first = sorted(seeds_copy.glob("*.txt"))[0]
+    first.write_text(first.read_text(encoding="utf-8").replace("Đề án 06", "Đề án số 06"), encoding="utf-8")
+    emb, seen = FakeEmbedder(), []
+    s = build_index(settings, seeds_copy, emb, lambda *r: seen.append(r))
+    assert (s.resumed, s.documents) == (1, 5) and ("resumed", 1, 5) in seen
+    full_settings = _settings(milvus, tmp_path, "stopfull")
+    whole_emb = FakeEmbedder()
+    full = build_index(full_settings, seeds_copy, whole_emb)
+    assert emb.passages_embedded < whole_emb.passages_embedded  # the article taken over was not embedded
+    b, f = MilvusBackend(milvus.uri, "stop"), MilvusBackend(milvus.uri, "stopfull")
+    assert (s.chunks, s.sentences, b.stats) == (full.chunks, full.sentences, f.stats)
+    assert sorted(c.chunk_id for c in b.chunks()) == sorted(c.chunk_id for c in f.chunks())
+    terms = ("dich", "vu", "cong", "toan", "trinh", "so", "06", "vneid")
+    assert b.idf(terms) == f.idf(terms)
+    assert {a.doc_id: a.text for a, _ in b.documents()} == {a.doc_id: a.text for a, _ in f.documents()}
 
 
 def test_a_missing_index_in_milvus_says_how_to_build_it(milvus: LiteServer, tmp_path: Path):

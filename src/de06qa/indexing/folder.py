@@ -28,6 +28,7 @@ from de06qa.indexing.stages import (
     Stages,
     context_terms,
     embedded_batches,
+    embedding_key,
     manifest_of,
     read_articles,
     skipped_list,
@@ -75,7 +76,7 @@ def build_folder(
                 tuple(skipped), time.perf_counter() - t0, reused=len(kept), changed=False,
             )  # fmt: skip
 
-        parts = Parts.open(settings.index_dir, _key(settings, embedder))
+        parts = Parts.open(settings.index_dir, embedding_key(settings, embedder))
         # Batches a stopped build finished for articles still as they were then are not redone.
         fresh_hash = {a.doc_id: a.content_hash for a in fresh}
         done = [p for p in parts.finished() if all(fresh_hash.get(d) == h for d, h in p.docs.items())]
@@ -205,18 +206,6 @@ def _assemble(
         with stages("write"):
             out.finish(manifest, dense, index, term_sets.done())
     return total, n_sentences
-
-
-def _key(settings: Settings, embedder: Embedder) -> dict[str, Any]:
-    """What a batch's vectors depend on: a stopped build's batches are reused only if it matches."""
-    return {
-        "model": embedder.model_id,
-        "profile": embedder.profile.name,
-        "runtime": embedder.runtime,
-        "chunk_chars": settings.chunk_chars,
-        "chunk_overlap": settings.chunk_overlap,
-        "format_version": store.FORMAT_VERSION,
-    }
 
 
 @dataclass(frozen=True)

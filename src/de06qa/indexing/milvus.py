@@ -1,6 +1,7 @@
-"""Building the index in Milvus: a new generation published by moving the index's pointer, or an
-update of the live one in place by content hash; the articles' shares written here or by the
-Dask cluster's workers (`write_share`)."""
+"""Building the index in Milvus: a new generation published by moving the index's pointer (a
+stopped build's unpublished generation is gone on with: the articles it wrote whole are not
+embedded again), or an update of the live one in place by content hash; the articles' shares
+written here or by the Dask cluster's workers (`write_share`)."""
 
 from __future__ import annotations
 
@@ -71,14 +72,21 @@ def build_milvus(
                     tuple(skipped), time.perf_counter() - t0, reused=len(kept), changed=False,
                 )  # fmt: skip
             dim = int(manifest["model"]["dim"]) if live else embedder.dim
+            resumed: set[str] = set()
+            taken = Written(set(), set(), Counter(), 0, 0)
             if live:
                 gen, previous = live, current.get("previous", "") if current else ""
                 old_chunks, old_df, old_parts = index.stored(gen, sorted(set(old) - kept))
             else:
                 previous = current["generation"] if current else ""
-                gen = index.new_generation(dim)
+                gen, going_on = index.generation_for(dim, steps.embedding_key(settings, embedder))
+                if going_on:
+                    resumed, taken = _take_over(index, gen, fresh_articles)
+                    if resumed and report:
+                        report("resumed", len(resumed), len(fresh_articles))
+            todo = [a for a in fresh_articles if a.doc_id not in resumed]
             # Upserts first (the same chunk ids are replaced), then what is left of the old.
-            written = _write_articles(uri, gen, settings, embedder, fresh_articles, report, new=not live)
+            written = _write_articles(uri, gen, settings, embedder, todo, report, new=not live) + taken
             if live:
                 index.delete(
                     gen,
@@ -105,6 +113,7 @@ def build_milvus(
     return BuildSummary(
         where, len(articles), m["counts"]["chunks"], m["counts"]["sentences"], tuple(skipped),
         time.perf_counter() - t0, embedded=len(fresh_articles), reused=len(kept), removed=len(removed),
+        resumed=len(resumed),
     )  # fmt: skip
 
 
@@ -123,6 +132,26 @@ class Written:
             self.chunk_keys | o.chunk_keys, self.part_keys | o.part_keys, self.df + o.df,
             self.chunks + o.chunks, self.sentences + o.sentences,
         )  # fmt: skip
+
+
+def _take_over(index: MilvusIndex, gen: str, articles: list[Article]) -> tuple[set[str], Written]:
+    """What a stopped build left in the generation it was writing: the articles it wrote whole,
+    unchanged since, are kept (their term statistics read back from their chunks); the rows of
+    any other (half written, changed or gone since) are deleted, and the term statistics, written
+    last, are written again."""
+    want = {a.doc_id: (a.content_hash, a.source) for a in articles}
+    held = index.documents(gen)
+    whole = {d for d, m in held.items() if want.get(d) == (m.get("content_hash"), m.get("source"))}
+    stale = sorted(index.doc_ids(gen) - whole)
+    if stale:
+        chunk_keys, _, doc_keys = index.stored(gen, stale)
+        index.delete(gen, chunk_keys, doc_keys)
+    index.clear_terms(gen)
+    chunk_keys, df, doc_keys = index.stored(gen, sorted(whole))
+    return whole, Written(
+        set(chunk_keys), set(doc_keys), df,
+        sum(held[d]["chunks"] for d in whole), sum(held[d]["sentences"] for d in whole),
+    )  # fmt: skip
 
 
 def write_share(

@@ -175,6 +175,18 @@ def embedded_batches(
             report("embed", done, len(articles))
 
 
+def embedding_key(settings: Settings, embedder: Embedder) -> dict[str, Any]:
+    """What embedded rows depend on: a stopped build's rows are taken over only if it matches."""
+    return {
+        "model": embedder.model_id,
+        "profile": embedder.profile.name,
+        "runtime": embedder.runtime,
+        "chunk_chars": settings.chunk_chars,
+        "chunk_overlap": settings.chunk_overlap,
+        "format_version": store.FORMAT_VERSION,
+    }
+
+
 def lexical_docs(articles: list[Article], chunks: list[Chunk]) -> tuple[list[list[str]], list[list[str]]]:
     """What BM25 reads of each chunk: its own terms, then its article's context terms."""
     context = {a.doc_id: context_terms(a) for a in articles}

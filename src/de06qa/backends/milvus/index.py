@@ -123,6 +123,34 @@ class MilvusIndex:
         )
 
     # a generation's collections
+    def generation_for(self, dim: int, key: dict[str, Any]) -> tuple[str, bool]:
+        """The generation a new build writes: the one a stopped build with the same `key` (model,
+        runtime, chunking) left unpublished, to go on with (True), or a new one (False)."""
+        held = self._get("building")
+        current = self.current() or {}
+        if held and held.get("key") == key and held.get("generation") != current.get("generation"):
+            gen = str(held["generation"])
+            with _failing_as("open the stopped build's collections", self.uri):
+                whole = all(self.client.has_collection(c) for c in (gen, f"{gen}_docs", f"{gen}_terms"))
+            if whole:
+                return gen, True
+        gen = self.new_generation(dim)
+        self._put("building", {"generation": gen, "key": key})
+        return gen, False
+
+    def doc_ids(self, gen: str) -> set[str]:
+        """Every article with a row in the generation, written whole or not."""
+        out: set[str] = set()
+        with _failing_as("read articles", self.uri):
+            for coll in (gen, f"{gen}_docs"):
+                for batch in _iterate(self.client, coll, 'doc_id != ""', ["doc_id"]):
+                    out.update(r["doc_id"] for r in batch)
+        return out
+
+    def clear_terms(self, gen: str) -> None:
+        with _failing_as("write term statistics", self.uri):
+            self.client.delete(f"{gen}_terms", filter="df >= 0")
+
     def new_generation(self, dim: int, dense_index: str = "AUTOINDEX") -> str:
         from pymilvus import DataType
 
@@ -157,7 +185,7 @@ class MilvusIndex:
     ) -> tuple[set[int], set[int]]:
         """Upsert chunks, then their articles (replacing rows of the same keys; plain inserts into
         a `new` generation); returns the chunk and article-part keys written. An article's row
-        goes last: its content hash says its chunks are complete."""
+        goes last: its content hash says its chunks and its text are complete."""
         chunks = Counter(r.chunk.doc_id for r in rows)
         sentences: dict[str, set[int]] = {}
         for r in rows:
@@ -166,7 +194,8 @@ class MilvusIndex:
             d: (chunks[d], len(sentences.get(d, ()))) for d in {*chunks, *(a.doc_id for a in articles)}
         }
         records = [_chunk_record(r, per_doc) for r in rows]
-        docs = [rec for a in articles for rec in _doc_records(a, per_doc[a.doc_id])]
+        # each article's first part (the one with its metadata) last: it says the rest are there
+        docs = [rec for a in articles for rec in reversed(_doc_records(a, per_doc[a.doc_id]))]
         put = self.client.insert if new else self.client.upsert
         with _failing_as("write chunks", self.uri):
             for lo in range(0, len(records), INSERT_BATCH):
@@ -232,6 +261,8 @@ class MilvusIndex:
                 self.client.flush(c)
                 self.client.load_collection(c)
         self._put("current", {"generation": gen, "previous": previous, "manifest": manifest})
+        with _failing_as("publish the index", self.uri):
+            self.client.delete(self.meta, filter='key == "building"')
 
     def retire(self, keep: set[str]) -> None:
         """Drop this index's generations other than `keep` (older builds, leftovers of killed ones)."""
