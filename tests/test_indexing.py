@@ -19,6 +19,7 @@ from de06qa.backends.embedded import EmbeddedBackend
 from de06qa.config import Settings
 from de06qa.errors import IndexBusy, IndexDamaged, IndexIncompatible
 from de06qa.indexing import build_index
+from de06qa.indexing import folder as folder_build
 from de06qa.search import Searcher
 from de06qa.text import folded_terms
 
@@ -245,6 +246,35 @@ def test_model_mismatch_names_the_model(tmp_path: Path, fake_index: Settings):
     other.model_id = "other/model"
     with pytest.raises(IndexIncompatible, match=r"built with model 'fake/hash-64'.*--rebuild"):
         Searcher.open(fake_index, other, reader=FakeReader())
+
+
+class _NoModel(FakeEmbedder):
+    """An embedder whose model must not be loaded."""
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        raise AssertionError("the model was loaded")
+
+    def embed_passages(self, texts: list[str], progress=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+        raise AssertionError("something was embedded")
+
+
+def test_an_update_that_only_removes_loads_no_model_and_segments_no_title(
+    tmp_path: Path, seeds_copy: Path, monkeypatch
+):
+    """Deleting articles costs reading what is kept, not the model's load nor a word segmentation
+    of every unchanged article's title (their context terms are stored in articles.jsonl)."""
+    settings = _settings(tmp_path)
+    build_index(settings, seeds_copy, FakeEmbedder())
+    sorted(seeds_copy.glob("*.txt"))[0].unlink()
+    segmented: list[str] = []
+    real = folder_build.context_terms
+    monkeypatch.setattr(folder_build, "context_terms", lambda a: segmented.append(a.doc_id) or real(a))
+    s = build_index(settings, seeds_copy, _NoModel())
+    assert (s.removed, s.documents, segmented) == (1, 4, [])
+    full = settings.with_(index_dir=tmp_path / "full")
+    build_index(full, seeds_copy, FakeEmbedder(), rebuild=True)
+    _same_index(store.load(full.index_dir), store.load(settings.index_dir))
 
 
 def _term_strings(data: store.IndexData) -> dict[str, tuple[object, ...]]:

@@ -127,7 +127,11 @@ def _assemble(
         dim = int(parts[0].vectors().shape[1])
     else:
         dim = previous.dense.dim if previous else embedder.dim
-    context = {a.doc_id: context_terms(a) for a in articles}
+    stored = store.article_contexts(old) if previous is not None else {}
+    context = {
+        a.doc_id: stored[a.doc_id] if a.doc_id in kept and a.doc_id in stored else context_terms(a)
+        for a in articles
+    }
     # Term sets use the ids of the folded BM25 field (the sentences' own terms join its vocabulary:
     # with no postings, they change no score). An update keeps the previous ids, so unchanged
     # articles' term sets are copied, not recomputed.
@@ -140,7 +144,7 @@ def _assemble(
     kept_sentences: list[int] = []
     with store.writing(old, needed=12 * sum(len(a.text) for a in articles)) as out:
         with stages("write"):
-            out.articles(articles)
+            out.articles(articles, context)
 
         def chunk(record: dict[str, Any], terms: bool = True) -> None:
             out.chunk(record)
