@@ -136,11 +136,13 @@ def test_rows_removed_from_an_hnsw_graph_are_dead_not_rebuilt(tmp_path: Path):
     assert rebuilt._ids is None and rebuilt.size == 100 and np.allclose(rebuilt.vectors(), x[:100])
 
 
-def test_bm25_from_streamed_counts_scores_as_bm25s_does():
+@pytest.mark.parametrize("block", [2048, 64])  # counted in one block, and in several
+def test_bm25_from_streamed_counts_scores_as_bm25s_does(block: int, monkeypatch):
     import bm25s
 
-    from de06qa.lexical import LexicalIndex
+    from de06qa.lexical import FieldCounts, LexicalIndex
 
+    monkeypatch.setattr(FieldCounts, "BLOCK", block)
     rng = np.random.default_rng(2)
     vocab = [f"t{i}" for i in range(60)]
     docs = [list(rng.choice(vocab, size=int(rng.integers(0, 30)))) for _ in range(200)]

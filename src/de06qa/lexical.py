@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from array import array
-from collections import Counter
+from itertools import chain
 from pathlib import Path
 
 import bm25s
@@ -30,9 +30,15 @@ def _idf(n_docs: int, df: np.ndarray | int) -> np.ndarray:
 
 
 class FieldCounts:
-    """One BM25 field built from streamed documents: each document is reduced to (term id, count)
-    pairs in compact arrays as it arrives, so a build holds counts, not term lists, and the
-    scores are computed once at the end as bm25s computes them (Lucene idf and term weight)."""
+    """One BM25 field built from streamed documents: documents are reduced to (term id, count)
+    pairs in compact arrays a few thousand at a time, so a build holds counts, not term lists,
+    and the scores are computed once at the end as bm25s computes them (Lucene idf and term
+    weight)."""
+
+    # Documents counted together: numpy counts a block's terms at once, where a Counter and a
+    # generator per document cost ~1 µs a term (an update of a 200k-passage index counts every
+    # kept passage again: ~50 s that way).
+    BLOCK = 2048
 
     def __init__(self, vocab: dict[str, int] | None = None) -> None:
         # An update starts from the previous index's ids (term sets stored with them stay valid).
@@ -43,17 +49,38 @@ class FieldCounts:
         self.counts = array("H")
         self.doc_ends = array("q")
         self.doc_lengths = array("i")
+        self._pending: list[list[str]] = []
 
     def add(self, terms: list[str]) -> None:
         # bm25s indexes an empty document as [""] (row ids stay aligned): the same here.
-        tf = Counter(terms or [""])
+        self._pending.append(terms or [""])
+        if len(self._pending) >= self.BLOCK:
+            self._count()
+
+    def _count(self) -> None:
+        docs, self._pending = self._pending, []
+        if not docs:
+            return
         vocab = self.vocab
-        self.term_ids.extend(vocab.setdefault(t, len(vocab)) for t in tf)
-        self.counts.extend(min(n, 65_535) for n in tf.values())
-        self.doc_ends.append(len(self.term_ids))
-        self.doc_lengths.append(sum(tf.values()))
+        flat = list(chain.from_iterable(docs))
+        for t in dict.fromkeys(flat):  # new terms get ids in order of first appearance
+            if t not in vocab:
+                vocab[t] = len(vocab)
+        ids = np.fromiter(map(vocab.__getitem__, flat), np.int64, len(flat))
+        lengths = np.fromiter(map(len, docs), np.int64, len(docs))
+        # (document, term) pairs as one key each: unique keys come sorted, grouped by document
+        keys, counts = np.unique(
+            np.repeat(np.arange(len(docs)), lengths) * len(vocab) + ids, return_counts=True
+        )
+        self.term_ids.frombytes((keys % len(vocab)).astype(np.int32).tobytes())
+        self.counts.frombytes(np.minimum(counts, 65_535).astype(np.uint16).tobytes())
+        per_doc = np.bincount(keys // len(vocab), minlength=len(docs))
+        start = self.doc_ends[-1] if self.doc_ends else 0
+        self.doc_ends.frombytes((start + np.cumsum(per_doc)).astype(np.int64).tobytes())
+        self.doc_lengths.frombytes(lengths.astype(np.int32).tobytes())
 
     def model(self) -> bm25s.BM25:
+        self._count()
         model = bm25s.BM25()
         n_docs, n_vocab = len(self.doc_ends), len(self.vocab)
         terms = np.frombuffer(self.term_ids, np.int32)

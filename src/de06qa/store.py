@@ -171,8 +171,11 @@ class FolderWriter:
     def articles(self, articles: list[Article], contexts: dict[str, tuple[list[str], list[str]]]) -> None:
         write_jsonl(self.tmp / "articles.jsonl", [_article_record(a, contexts[a.doc_id]) for a in articles])
 
-    def chunk(self, record: dict[str, Any]) -> None:
-        self.chunks.write(json.dumps(record, ensure_ascii=False) + "\n")
+    def chunk(self, record: dict[str, Any], line: str | None = None) -> None:
+        """A chunk's record, or its `line` as an earlier index wrote it."""
+        if line is None:
+            line = json.dumps(record, ensure_ascii=False)
+        self.chunks.write(line if line.endswith("\n") else line + "\n")
 
     def sentence(self, doc_id: str, start: int, end: int) -> None:
         self.sentences.write(
@@ -230,9 +233,13 @@ def writing(target: Path, needed: int) -> Iterator[FolderWriter]:
         raise
 
 
-def chunk_records(folder: Path) -> Iterator[dict[str, Any]]:
-    """The chunk records of an index folder, one at a time, in row order."""
-    return read_jsonl(folder / "chunks.jsonl")
+def chunk_lines(folder: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The chunk records of an index folder, one at a time, in row order, each with its JSON
+    line (an update copies an unchanged chunk's line as it is)."""
+    with (folder / "chunks.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield line, json.loads(line)
 
 
 def sentence_records(folder: Path) -> Iterator[dict[str, Any]]:

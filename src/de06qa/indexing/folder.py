@@ -146,8 +146,8 @@ def _assemble(
         with stages("write"):
             out.articles(articles, context)
 
-        def chunk(record: dict[str, Any], terms: bool = True) -> None:
-            out.chunk(record)
+        def chunk(record: dict[str, Any], terms: bool = True, line: str | None = None) -> None:
+            out.chunk(record, line)
             words, folded = context[record["doc_id"]]
             lexical.add(record["words"] + words, record["folded"] + folded)
             if terms:
@@ -157,9 +157,9 @@ def _assemble(
 
         with stages("bm25+terms"):  # (the chunks are written as they are counted)
             if previous is not None:
-                for i, r in enumerate(store.chunk_records(old)):
+                for i, (line, r) in enumerate(store.chunk_lines(old)):
                     if r["doc_id"] in kept:
-                        chunk(r, terms=old_sets is None)
+                        chunk(r, terms=old_sets is None, line=line)
                         kept_rows.append(i)
             kept_row_array = np.array(kept_rows, np.int64)
             if old_sets is not None:
