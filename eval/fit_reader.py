@@ -42,7 +42,14 @@ from it.
     # the reader alone on gold paragraphs of held-out data (ViQuAD dev, ViNewsQA dev held-out,
     # XQuAD held-out); int8 is the default, DE06QA_READER_PRECISION=fp32 scores the fp32 file
     .venv/bin/python eval/fit_reader.py score --data ../shared/eval-data --limit 1000
-    # tried, not shipped (eval/RESULTS.md, "Answers"): a fourth stage-1 epoch on rows with a
+    # tried, not shipped (eval/RESULTS.md, "Answers"): a fourth stage from reader-v5 on questions
+    # stage 3 did not take, with (`--figures 4000`: questions made from counts in unlabelled news)
+    # and without figure questions (~25 min alone each)
+    .venv/bin/python eval/fit_reader.py prepare --data ../shared/eval-data --work /tmp/reader-fig \
+        --tuned 12 --cap 6000 --skip 6000 --retrieved /tmp/ext --figures 4000
+    .venv/bin/python eval/fit_reader.py train --work /tmp/reader-fig --init src/de06qa/models/reader-v5.safetensors \
+        --epochs 1 --lr 3e-5 --head-lr 3e-4 --rank-lr 3e-4 --prior-from /tmp/reader-all --out /tmp/reader-fig.safetensors
+    # tried, not shipped: a fourth stage-1 epoch on rows with a
     # closest-sentence negative for every answerable question (prepare ~9 min, train ~19 min)
     .venv/bin/python eval/fit_reader.py prepare --data ../shared/eval-data --work /tmp/reader-hard --hard
     .venv/bin/python eval/fit_reader.py train --work /tmp/reader-hard --init /tmp/reader-v2.safetensors \
