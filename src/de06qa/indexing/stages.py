@@ -121,8 +121,11 @@ CLUSTER_BATCHES = 8
 def _chunk_batches(
     articles: list[Article], settings: Settings, stages: Stages, chars: int
 ) -> Iterator[tuple[list[Article], list[Chunk]]]:
-    """The articles in batches of about `chars` characters, each with its chunks."""
-    batches: list[list[Article]] = [[]] if articles else []
+    """The articles in batches of about `chars` characters, each with its chunks (none for no
+    articles: an update that only removes never loads the model)."""
+    if not articles:
+        return
+    batches: list[list[Article]] = [[]]
     size = 0
     for a in articles:
         if batches[-1] and size >= chars:
@@ -136,8 +139,6 @@ def _chunk_batches(
             return chunk_articles(batch, settings.chunk_chars, settings.chunk_overlap)
 
     # One batch segmented ahead, not all of them: what waits to be embedded stays one batch.
-    if not batches:  # (an update that only removes: nothing to chunk, the model never loaded)
-        return
     pool = ThreadPoolExecutor(1, thread_name_prefix="de06qa-segment")
     try:
         ahead = [(batch, pool.submit(chunk, batch)) for batch in batches[:1]]
