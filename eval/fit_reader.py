@@ -200,7 +200,7 @@ def retrieved_negatives(examples: list[Example], data: Path, folder: Path) -> di
         for n in range(0, len(exs), 64):
             part = exs[n : n + 64]
             for e, query in zip(part, s.analyse([e.question for e in part]), strict=True):
-                texts = selector_first(s, query, 3, "lexical")
+                texts = [sent.text for sent, _, _ in selector_first(s, query, 3, "lexical")]
                 if not texts:
                     continue
                 gold = [e.context[a:b] for a, b in e.answers]
@@ -212,9 +212,10 @@ def retrieved_negatives(examples: list[Example], data: Path, folder: Path) -> di
     return out
 
 
-def selector_first(s: Any, query: Any, passages: int, lexical: str) -> list[str]:
-    """The sentences the answer path reads for `query` on Searcher `s`: the selector's first
-    READ_SENTENCES among the top `passages` passages (merged on the candidates' `lexical` scores)."""
+def selector_first(s: Any, query: Any, passages: int, lexical: str) -> list[tuple[Span, Any, float]]:
+    """The sentences the answer path reads for `query` on Searcher `s`, each with its passage and
+    selector probability: the selector's first READ_SENTENCES among the top `passages` passages
+    (merged on the candidates' `lexical` scores)."""
     from de06qa.search import READ_SENTENCES
     from de06qa.search.passages import top_passages
     from de06qa.search.retrieval import rank
@@ -224,8 +225,9 @@ def selector_first(s: Any, query: Any, passages: int, lexical: str) -> list[str]
     cands, x = s.answerer.sentences(r, top)
     if not cands:
         return []
-    order = np.argsort(-s.models.sentence.proba(x), kind="stable")[:READ_SENTENCES]
-    return [cands[int(i)][0].text for i in order]
+    probs = s.models.sentence.proba(x)
+    order = np.argsort(-probs, kind="stable")[:READ_SENTENCES]
+    return [(*cands[int(i)], float(probs[i])) for i in order]
 
 
 def lower_session(folder: Path, path: Path, tuned: int) -> object:
@@ -463,9 +465,9 @@ def foreign_windows(args: argparse.Namespace, tokens: UnitTokens, rng: random.Ra
             for n in range(0, args.foreign, 64):
                 for query in s.analyse(qs[n : min(n + 64, args.foreign)]):
                     q = tokens.question(query.marked)
-                    for text in selector_first(s, query, 5, "bm25_folded"):
-                        if spans := units(text):
-                            out += windows(q, text, spans, tokens)
+                    for sent, _, _ in selector_first(s, query, 5, "bm25_folded"):
+                        if spans := units(sent.text):
+                            out += windows(q, sent.text, spans, tokens)
             print(f"{name} → {collection}: {len(out)} windows so far", flush=True)
     return out
 

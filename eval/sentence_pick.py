@@ -1,7 +1,8 @@
 """What choosing the answer sentence costs: each answerable question's first READ_SENTENCES
-sentences (the selector's order, as `search.answers.Answerer.read` ranks them) are all read, and
-the span F1 of the product's pick (selector probability x reader probability) is set beside the
-best of them (the oracle) and beside picks fitted on training questions.
+sentences (the selector's order, as `search.answers.Answerer.read` ranks them: fit_reader's
+`selector_first`) are all read, and the span F1 of the product's pick (selector probability x
+reader probability) is set beside the best of them (the oracle) and beside picks fitted on
+training questions.
 
     D=/tmp/ext   # the indexed sets of eval/fit_ranker.py's docstring (and vqt, vnt: fit_reader.py)
     .venv/bin/python eval/sentence_pick.py collect --index $D/vqt/index \
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -30,8 +32,9 @@ from de06qa.evaluation import _span_scores, load_questions
 from de06qa.reader import Text
 from de06qa.search import READ_SENTENCES, open_searcher
 from de06qa.search.answers import _answer_span
-from de06qa.search.passages import top_passages
-from de06qa.search.retrieval import rank
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fit_reader import selector_first
 
 # per candidate: selector probability, reader's "answers" logit, span logits, read (0/1)
 FEATURES = 4
@@ -50,20 +53,12 @@ def collect(args: argparse.Namespace) -> None:
     for n in range(0, len(qs), 32):
         part = qs[n : n + 32]
         for i, (q, query) in enumerate(zip(part, s.analyse([q.question for q in part]), strict=True), n):
-            r = rank(s.backend, s.models.ranker, query)
-            passages = top_passages(
-                r, r.logits, r.candidates.lexical, s.settings.k, 2 * s.settings.chunk_chars
-            )
-            cands, x = s.answerer.sentences(r, passages)
-            if not cands:
-                continue
-            probs = s.models.sentence.proba(x)
-            read = [int(k) for k in np.argsort(-probs, kind="stable")[:READ_SENTENCES] if probs[k] > 0]
-            texts = [Text(cands[k][0].text, cands[k][0].start) for k in read]
-            for m, (k, f) in enumerate(zip(read, s.reader.read([(query.marked, texts)])[0])):
+            first = selector_first(s, query, s.settings.k, "lexical")
+            texts = [Text(sent.text, sent.start) for sent, _, _ in first]
+            for m, ((sent, p, prob), f) in enumerate(zip(first, s.reader.read([(query.marked, texts)])[0])):
                 if f is not None:
-                    feats[i, m] = (probs[k], f.answers, f.span, 1)
-                    f1[i, m] = _span_scores(_answer_span(*cands[k], f).text, q.answers)[1]
+                    feats[i, m] = (prob, f.answers, f.span, 1)
+                    f1[i, m] = _span_scores(_answer_span(sent, p, f).text, q.answers)[1]
     np.savez(args.out, features=feats, f1=f1)
     print(f"{len(qs)} questions in {time.perf_counter() - t0:.0f} s -> {args.out}")
 
