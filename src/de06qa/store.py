@@ -104,11 +104,15 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    return (record for _, record in _jsonl_lines(path))
+
+
+def _jsonl_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     # One record at a time: a 100k-chunk index never holds all its parsed JSON at once.
     with path.open(encoding="utf-8") as f:
         for line in f:
             if line.strip():
-                yield json.loads(line)
+                yield line, json.loads(line)
 
 
 def unwritable(e: OSError, target: Path, needed: int = 0) -> IndexUnwritable:
@@ -236,10 +240,7 @@ def writing(target: Path, needed: int) -> Iterator[FolderWriter]:
 def chunk_lines(folder: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """The chunk records of an index folder, one at a time, in row order, each with its JSON
     line (an update copies an unchanged chunk's line as it is)."""
-    with (folder / "chunks.jsonl").open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield line, json.loads(line)
+    return _jsonl_lines(folder / "chunks.jsonl")
 
 
 def sentence_records(folder: Path) -> Iterator[dict[str, Any]]:
