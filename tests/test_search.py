@@ -164,3 +164,24 @@ def test_metrics_agree_with_ir_measures(evaluated, mode):
     assert agg[ir_measures.nDCG @ 10] == pytest.approx(ours["ndcg@10"], abs=1e-3)
     assert agg[ir_measures.R @ 10] == pytest.approx(ours["recall@10"], abs=1e-3)
     assert agg[ir_measures.Success @ 1] == pytest.approx(ours["hit@1"], abs=1e-3)
+
+
+def test_the_cli_loads_the_model_and_the_reader_while_the_index_opens(real_searcher, real_settings, tmp_path):
+    import threading
+
+    from de06qa.errors import IndexMissing
+    from de06qa.loading import loading_ahead
+    from de06qa.search import open_searcher
+
+    def loading() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "de06qa-load"]
+
+    with loading_ahead(real_settings) as (embedder, reader):
+        searcher = open_searcher(real_settings, embedder, reader)
+    assert not loading()  # joined on the way out
+    assert embedder._state is not None and reader._state is not None  # loaded before any question
+    assert searcher.search("Hà Giang có bao nhiêu dịch vụ công toàn trình?").answer.text.startswith("665")
+    # An error meanwhile is raised as it is, and the loading thread is joined all the same
+    with pytest.raises(IndexMissing), loading_ahead(real_settings) as (embedder, reader):
+        open_searcher(real_settings.with_(index_dir=tmp_path / "none"), embedder, reader)
+    assert not loading()

@@ -1,4 +1,5 @@
 import unicodedata
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -99,3 +100,29 @@ def test_tagged_words_are_the_words_with_their_tags():
     assert all(text[s.start : s.end] == s.text for s, _ in got)
     tags = {s.text: tag for s, tag in got}
     assert tags["dịch vụ"] == "N" and tags[","] == "CH" and tags["Hà Giang"] == "Np"
+
+
+def test_the_word_segmenter_is_loaded_our_faster_way_and_segments_as_underthesea_loads_it():
+    from underthesea.models.fast_crf_sequence_tagger import FastCRFSequenceTagger
+    from underthesea.pipeline import word_tokenize as module
+
+    from de06qa.text import WORD_MODEL, _segmenter
+
+    _segmenter()
+    ours = module.word_tokenize_model
+    assert isinstance(ours, FastCRFSequenceTagger)  # set by text._word_model, not left to underthesea
+    theirs = FastCRFSequenceTagger()
+    theirs.load(str(Path(module.__file__).parent / "models" / WORD_MODEL))
+    texts = [
+        "Tỉnh Hà Giang có 665 dịch vụ công toàn trình, trong đó 120 dịch vụ một phần.",
+        "Bác sĩ bây giờ có thể thản nhiên báo tin bệnh nhân bị ung thư",
+        "Công an tỉnh Thái Bình đã cấp hơn 1,5 triệu thẻ căn cước công dân gắn chip điện tử.",
+        "Người dân đăng ký tài khoản định danh điện tử mức độ 2 qua ứng dụng VNeID.",
+    ]
+    try:
+        got = [module.word_tokenize(t) for t in texts]
+        module.word_tokenize_model = theirs
+        assert [module.word_tokenize(t) for t in texts] == got
+    finally:
+        module.word_tokenize_model = ours
+    assert "Hà Giang" in got[0] and "dịch vụ" in got[0]

@@ -19,14 +19,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from de06qa import onnx_runtime, store
+from de06qa import onnx_runtime
 from de06qa.config import DEFAULT_MODEL, Settings
 from de06qa.errors import ModelUnavailable
-from de06qa.text import SEGMENTER
+
+if TYPE_CHECKING:
+    from de06qa import store
 
 log = logging.getLogger(__name__)
 
@@ -350,6 +352,10 @@ def _read_json(path: Path) -> dict[str, Any]:
 def model_info(embedder: Embedder, dim: int | None = None) -> store.ModelInfo:
     """What the manifest records of the model. `dim` when already known, so that checking an
     index against the model does not need the model loaded."""
+    # Not at the top: the CLI loads the model before the index and the segmenter (loading_ahead)
+    from de06qa import store
+    from de06qa.text import SEGMENTER
+
     return store.ModelInfo(
         embedder.model_id,
         embedder.profile.name,

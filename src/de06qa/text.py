@@ -11,6 +11,7 @@ import sys
 import threading
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 
 # `import underthesea` also imports its optional pipelines (translation pulls transformers and
 # torch: ~4 s), though we use only the CRF word segmenter and the sentence splitter. underthesea
@@ -125,9 +126,41 @@ def _segmenter() -> None:
     if not _loaded.is_set():
         with _load_lock:
             if not _loaded.is_set():
+                _word_model()
                 word_tokenize("khởi động")
                 sent_tokenize("Khởi động. Xong.")
                 _loaded.set()
+
+
+WORD_MODEL = "ws_crf_vlsp2013_20230727"  # the folder underthesea's word_tokenize loads
+
+
+def _word_model() -> None:
+    """Load the word segmenter as underthesea's `FastCRFSequenceTagger.load` does, but read its
+    two pickles with Python's own unpickler: joblib's pure-Python one takes ~100-160 ms for the
+    72k-word dictionary, of every one-shot `de06qa ask`, against ~17 ms. The model is put where
+    `word_tokenize` looks for it. Should this underthesea lay its model out differently, its own
+    lazy load runs instead (tests/test_text.py checks the two segment alike)."""
+    import pickle
+
+    from underthesea.models.fast_crf_sequence_tagger import FastCRFSequenceTagger
+    from underthesea.pipeline import word_tokenize as module
+    from underthesea_core import CRFFeaturizer, CRFTagger
+
+    folder = Path(module.__file__).parent / "models" / WORD_MODEL
+    try:
+        model = FastCRFSequenceTagger()
+        with open(folder / model.path_features, "rb") as f:
+            features = pickle.load(f)
+        with open(folder / model.path_dictionary, "rb") as f:
+            dictionary = pickle.load(f)
+        model.estimator = CRFTagger()
+        model.estimator.load(str(folder / model.path_model))
+        model.featurizer = CRFFeaturizer(features, dictionary)
+    except Exception:  # another layout: underthesea loads its own way
+        return
+    if module.word_tokenize_model is None:
+        module.word_tokenize_model = model
 
 
 def sentences(text: str) -> list[Span]:

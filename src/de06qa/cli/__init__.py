@@ -7,7 +7,7 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -29,6 +29,12 @@ from de06qa.cli.printing import err, out, plural, print_comparison, print_report
 from de06qa.cli.prompt import open_text, prompt
 from de06qa.config import Settings
 from de06qa.errors import BadQuery, De06qaError
+
+if TYPE_CHECKING:
+    from de06qa.embedding import Embedder
+    from de06qa.filters import Filters
+    from de06qa.reader import Reader
+    from de06qa.search import Searcher
 
 app = typer.Typer(
     add_completion=False,
@@ -157,11 +163,11 @@ def fetch(
         raise typer.Exit(3)
 
 
-def _open(settings: Settings):  # type: ignore[no-untyped-def]
+def _open(settings: Settings, embedder: Embedder | None = None, reader: Reader | None = None) -> Searcher:
     from de06qa.search import open_searcher
 
     build_if_missing(settings)
-    return open_searcher(settings)
+    return open_searcher(settings, embedder, reader)
 
 
 @app.command()
@@ -196,8 +202,22 @@ def ask(
       de06qa ask            (interactive prompt; exit or Ctrl-D to leave)
     """
     settings = settings_of(index_dir, backend, milvus_uri, collection)
-    filters = filters_of(province, since, until)
-    searcher = _open(settings)
+    from de06qa.loading import loading_ahead
+
+    with loading_ahead(settings) as (embedder, reader):
+        filters = filters_of(province, since, until)
+        _ask(_open(settings, embedder, reader), filters, question, k, as_json, file, sort)
+
+
+def _ask(
+    searcher: Searcher,
+    filters: Filters,
+    question: str | None,
+    k: int,
+    as_json: bool,
+    file: str | None,
+    sort: str,
+) -> None:
 
     from de06qa.contract import compare_out, search_out
 

@@ -163,12 +163,14 @@ class Searcher:
         )  # fmt: skip
 
 
-def open_searcher(settings: Settings) -> Searcher:
+def open_searcher(
+    settings: Settings, embedder: Embedder | None = None, reader: Reader | None = None
+) -> Searcher:
     """Load the index and the model it was built with (the model only if the index exists)."""
     from de06qa.embedding import create_embedder
 
     backend = open_backend(settings)
-    return Searcher(backend, create_embedder(settings), settings)
+    return Searcher(backend, embedder or create_embedder(settings), settings, reader=reader)
 
 
 __all__ = [
