@@ -91,6 +91,20 @@ def test_missing_index_without_seeds_names_the_fix(real_settings, tmp_path):
     assert r.returncode == 2 and "de06qa index" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_first_question_builds_the_seeds_index_then_answers(real_settings, tmp_path):
+    """No index/ yet: `de06qa ask` builds it from the seeds with the model it is already loading
+    on its second thread (loading.py), then answers."""
+    env = {k: v for k, v in os.environ.items() if k != "DE06QA_INDEX_DIR"}
+    env.update(DE06QA_CACHE_DIR=str(real_settings.cache_dir), DE06QA_SEEDS_DIR=str(SEEDS))
+    r = subprocess.run(
+        [EXE, "ask", "--json", "Hà Giang có bao nhiêu dịch vụ công toàn trình?"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "building it from" in r.stderr and (tmp_path / "index" / "manifest.json").exists()
+    assert json.loads(r.stdout)["answer"]["text"].startswith("665")
+
+
 class Terminal:
     """`de06qa ask` (the prompt) attached to a pseudo-terminal, as a person runs it."""
 

@@ -166,7 +166,7 @@ def fetch(
 def _open(settings: Settings, embedder: Embedder | None = None, reader: Reader | None = None) -> Searcher:
     from de06qa.search import open_searcher
 
-    build_if_missing(settings)
+    build_if_missing(settings, embedder)
     return open_searcher(settings, embedder, reader)
 
 

@@ -6,11 +6,15 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from de06qa.cli.printing import err, plural
 from de06qa.config import Settings
+
+if TYPE_CHECKING:
+    from de06qa.embedding import Embedder
 
 
 class Reporter:
@@ -62,13 +66,14 @@ def build(
     rebuild: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
+    embedder: Embedder | None = None,
 ) -> int:
     """Build or update the index (embedding on a Dask cluster when asked); returns the number of
     skipped files."""
     from de06qa.embedding import create_embedder
     from de06qa.indexing import build_index
 
-    embedder = create_embedder(settings)
+    embedder = embedder or create_embedder(settings)
     if workers or scheduler:
         from de06qa.distributed import cluster_embedder
 
@@ -93,10 +98,11 @@ def build(
     return len(s.skipped)
 
 
-def build_if_missing(settings: Settings) -> None:
+def build_if_missing(settings: Settings, embedder: Embedder | None = None) -> None:
     """First use: with no index yet in the default index/ and the bundled seeds present, build it
     (ask, serve, eval). Another folder with no index is an error: a typo in --index-dir must not
-    quietly build the seeds there."""
+    quietly build the seeds there. `embedder`: one already loading (loading_ahead), so that the
+    model is converted and exported once, not by both threads."""
     from de06qa.errors import IndexMissing
     from de06qa.store import MANIFEST
 
@@ -108,4 +114,4 @@ def build_if_missing(settings: Settings) -> None:
         )
     if settings.seeds_dir.is_dir():
         err.print(f"No index in {settings.index_dir} yet: building it from {settings.seeds_dir}/ (once).")
-        build(settings, settings.seeds_dir)
+        build(settings, settings.seeds_dir, embedder=embedder)
