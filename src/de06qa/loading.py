@@ -11,22 +11,37 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from de06qa.config import Settings
-from de06qa.embedding import Embedder, create_embedder
-from de06qa.reader import OnnxReader, Reader
+from de06qa.embedding import Embedder, create_embedder, exported
+from de06qa.errors import ModelUnavailable
+from de06qa.reader import OnnxReader, Reader, reader_file
 
 
 @contextmanager
 def loading_ahead(settings: Settings) -> Iterator[tuple[Embedder, Reader]]:
     """The embedder and the reader for `settings`, loading meanwhile. Each loads on first use
     under its own lock, so a question asked before they are ready waits for them. The thread is
-    joined on the way out, error or not: a process never ends while it is inside native code."""
+    joined on the way out, error or not: a process never ends while it is inside native code.
+
+    Only when both are already exported: a first use converts and exports them, one line each,
+    and a command that then fails (no index) must print its error alone; on a first use the
+    export, not the loading, is the time anyway."""
     embedder, reader = create_embedder(settings), OnnxReader(settings)
+    if not _exported(settings):
+        yield embedder, reader
+        return
     loading = threading.Thread(target=_load, args=(embedder, reader), name="de06qa-load", daemon=True)
     loading.start()
     try:
         yield embedder, reader
     finally:
         loading.join()
+
+
+def _exported(settings: Settings) -> bool:
+    try:
+        return exported(settings) and reader_file(settings).exists()
+    except ModelUnavailable:  # no reader weights: its first use says so
+        return False
 
 
 def _load(embedder: Embedder, reader: Reader) -> None:
