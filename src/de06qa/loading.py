@@ -26,7 +26,7 @@ def loading_ahead(settings: Settings) -> Iterator[tuple[Embedder, Reader]]:
     and a command that then fails (no index) must print its error alone; on a first use the
     export, not the loading, is the time anyway."""
     embedder, reader = create_embedder(settings), OnnxReader(settings)
-    if not _exported(settings):
+    if not _ready(settings):
         yield embedder, reader
         return
     loading = threading.Thread(target=_load, args=(embedder, reader), name="de06qa-load", daemon=True)
@@ -37,7 +37,7 @@ def loading_ahead(settings: Settings) -> Iterator[tuple[Embedder, Reader]]:
         loading.join()
 
 
-def _exported(settings: Settings) -> bool:
+def _ready(settings: Settings) -> bool:
     try:
         return exported(settings) and reader_file(settings).exists()
     except ModelUnavailable:  # no reader weights: its first use says so

@@ -218,7 +218,6 @@ def _ask(
     file: str | None,
     sort: str,
 ) -> None:
-
     from de06qa.contract import compare_out, search_out
 
     def answer(q: str) -> None:
