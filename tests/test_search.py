@@ -176,6 +176,7 @@ def test_the_cli_loads_the_model_and_the_reader_while_the_index_opens(real_searc
     def loading() -> list[threading.Thread]:
         return [t for t in threading.enumerate() if t.name == "de06qa-load"]
 
+    real_searcher.search("khởi động")  # the model and the reader exported: loading ahead is for then
     with loading_ahead(real_settings) as (embedder, reader):
         searcher = open_searcher(real_settings, embedder, reader)
     assert not loading()  # joined on the way out

@@ -26,10 +26,9 @@ def loading_ahead(settings: Settings) -> Iterator[tuple[Embedder, Reader]]:
     and a command that then fails (no index) must print its error alone; on a first use the
     export, not the loading, is the time anyway."""
     embedder, reader = create_embedder(settings), OnnxReader(settings)
-    if not _ready(settings):
-        yield embedder, reader
-        return
-    loading = threading.Thread(target=_load, args=(embedder, reader), name="de06qa-load", daemon=True)
+    loading = threading.Thread(
+        target=_load, args=(settings, embedder, reader), name="de06qa-load", daemon=True
+    )
     loading.start()
     try:
         yield embedder, reader
@@ -44,7 +43,10 @@ def _ready(settings: Settings) -> bool:
         return False
 
 
-def _load(embedder: Embedder, reader: Reader) -> None:
+def _load(settings: Settings, embedder: Embedder, reader: Reader) -> None:
+    # Checked here, not before the thread starts: it hashes the reader's weights (~20 ms).
+    if not _ready(settings):
+        return
     # A failure here is left to the first use, which raises it where the caller sees it.
     try:
         embedder.embed_queries(["khởi động"])
