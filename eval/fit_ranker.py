@@ -11,12 +11,15 @@ Nothing here reads the seeds' question set or a held-out part. Reproduce (≈ 15
     de06qa index $D/vn/corpus --index-dir $D/vn/index
     de06qa index $D/xq/corpus --index-dir $D/xq/index
     de06qa index seeds --index-dir $D/seeds-index      # only as a collection to ask others' questions of
-    .venv/bin/python eval/fit_ranker.py --data $D [--questions 6000]
+    .venv/bin/python eval/fit_ranker.py --data $D [--questions 6000] [--crowded DIR]
     .venv/bin/python eval/fit_ranker.py --data $D --only-confidence   # after a new reader (~10 min)
+    .venv/bin/python eval/fit_ranker.py --data $D --crowded DIR --only-ranker   # the shipped ranker (~6 min)
 
 Fitting data: ViQuAD 1.0 train questions (a sample), the ViNewsQA dev questions of the train
 articles and the XQuAD questions (each in Vietnamese and in English) of the train articles, each
-against its own collection's index. Positives for ranking: candidates from the gold
+against its own collection's index; with `--crowded DIR`, also DIR/questions.jsonl asked of
+DIR/index, an index where their articles sit among thousands of others (the ranker then learns
+what tells the asked article from others on the same topic; see eval/RESULTS.md for how it is made). Positives for ranking: candidates from the gold
 article holding a gold answer; for the sentence selector: sentences holding a gold answer; for
 confidence: questions asked of their own collection (answerable) against questions asked of the
 other collection and of the bundled seed articles (unanswerable there); its features come from the
@@ -65,7 +68,7 @@ from de06qa.text import fold
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "src" / "de06qa" / "models" / "ranker.json"
-VERSION = "ranker-2026.11-1"
+VERSION = "ranker-2026.12-1"
 THRESHOLD_QUANTILE = 0.03  # the product's bound: at most 3% of answerable questions flagged
 AUGMENT = 0.25  # share of questions also asked without diacritics, and as if in another language
 LGBM = {"objective": "lambdarank", "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31,
@@ -176,12 +179,14 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=6000, help="ViQuAD train questions sampled")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--only-confidence", action="store_true", help="keep the shipped ranker and selector")
+    ap.add_argument("--only-ranker", action="store_true", help="keep the shipped selector and confidence")
     ap.add_argument("--rows", type=Path, default=None, help="cache of the confidence's rows (.npz)")
+    ap.add_argument("--crowded", type=Path, default=None, help="DIR with index/ and questions.jsonl")
     args = ap.parse_args()
     t0 = time.perf_counter()
     base = Settings.from_env()
     embedder = create_embedder(base)
-    boot = load_models()
+    boot = load_models(refitting=True)
     reader = OnnxReader(base)
     searchers = {
         name: Searcher.open(base.with_(index_dir=args.data / name / "index"), embedder, boot, reader)
@@ -203,6 +208,11 @@ def main() -> None:
         fit_confidence(args, searchers, seeds, boot.ranker, boot.sentence, vqt_q, vn_q, xq_q, meta, rng)
         return
     fit_sets = {"vqt": vqt_q, "vn": vn_q, "xq": xq_q}
+    if args.crowded:
+        searchers["crowded"] = Searcher.open(
+            base.with_(index_dir=args.crowded / "index"), embedder, boot, reader
+        )
+        fit_sets["crowded"] = [q for q in load_questions(args.crowded / "questions.jsonl") if q.answerable]
     rows = {name: collect(searchers[name], qs, rng) for name, qs in fit_sets.items()}
     every = [(name, item) for name, items in rows.items() for item in items]
     print(f"collected {len(every)} questions in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
@@ -241,6 +251,18 @@ def main() -> None:
     else:
         ranker_model = _linear(x_all, y_all, RANK_FEATURES, w_all)
         report["ranker"] = "logistic"
+
+    if args.only_ranker:
+        shipped = json.loads(args.out.read_text(encoding="utf-8"))
+        meta = {
+            k: v
+            for k, v in shipped.items()
+            if k not in ("version", "ranker", "sentence", "confidence", "threshold")
+        }
+        meta.update(fitted_on=_fitted_on(args), command=_command(args))
+        meta["report"].update(report)
+        _write(args.out, Models(VERSION, ranker_model, boot.sentence, boot.confidence, boot.threshold), meta)
+        return
 
     # -- answer sentence -------------------------------------------------------------------------
     models = Models(VERSION, ranker_model, boot.sentence, boot.confidence, 0.5)
@@ -288,8 +310,8 @@ def main() -> None:
         report["sentence"] = "logistic"
 
     meta = {
-        "fitted_on": "UIT-ViQuAD 1.0 train (sample) + UIT-ViNewsQA dev and XQuAD vi/en, train articles (--split 0.3)",
-        "command": "eval/fit_ranker.py --data DIR --questions " + str(args.questions),
+        "fitted_on": _fitted_on(args),
+        "command": _command(args),
         "kind": "ranker: see report.ranker; sentence and confidence: logistic regression (scikit-learn)",
         "report": report,
     }
@@ -301,7 +323,7 @@ def fit_confidence(  # type: ignore[no-untyped-def]
 ) -> None:
     """The confidence model on the answer path's features, then every model written."""
     t0 = time.perf_counter()
-    models = Models(VERSION, ranker_model, sentence_model, load_models().confidence, 0.5)
+    models = Models(VERSION, ranker_model, sentence_model, load_models(refitting=True).confidence, 0.5)
     for s in (*searchers.values(), seeds):
         s.answerer = Answerer(models, s.reader)
 
@@ -355,18 +377,35 @@ def fit_confidence(  # type: ignore[no-untyped-def]
         "unanswerable_flagged": round(float((pn < threshold).mean()), 4),
         "reader": READER_FILE,
     }
-    final = Models(VERSION, ranker_model, sentence_model, confidence_model, threshold)
-    for name, model in (("ranker", ranker_model), ("sentence", sentence_model)):
-        tree = args.out.parent / f"{name}-lightgbm.txt"
+    _write(args.out, Models(VERSION, ranker_model, sentence_model, confidence_model, threshold), meta)
+    print(f"confidence in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+
+def _fitted_on(args: argparse.Namespace) -> str:
+    crowded = "; with --crowded: its questions among thousands of other articles" if args.crowded else ""
+    return (
+        "UIT-ViQuAD 1.0 train (sample) + UIT-ViNewsQA dev and XQuAD vi/en, train articles (--split 0.3)"
+        + crowded
+    )
+
+
+def _command(args: argparse.Namespace) -> str:
+    return f"eval/fit_ranker.py --data DIR --questions {args.questions}" + (
+        " --crowded DIR" if args.crowded else ""
+    )
+
+
+def _write(out: Path, models: Models, meta: dict) -> None:  # type: ignore[type-arg]
+    """ranker.json, and beside it the LightGBM models it names."""
+    for name, model in (("ranker", models.ranker), ("sentence", models.sentence)):
+        tree = out.parent / f"{name}-lightgbm.txt"
         if isinstance(model, TreeModel):
             tree.write_text(model.text, encoding="utf-8")
         else:
             tree.unlink(missing_ok=True)
-    args.out.write_text(
-        json.dumps(final.to_dict(meta), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-    )
-    print(json.dumps(report, indent=1), file=sys.stderr)
-    print(f"wrote {args.out}; confidence in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    out.write_text(json.dumps(models.to_dict(meta), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(meta.get("report", {}), indent=1), file=sys.stderr)
+    print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -206,7 +206,8 @@ def test_reader_weights_are_stored_as_int8_rows_and_load_back_close(tmp_path):
 def test_agreement_features_read_from_stored_term_sets_match_the_text(searcher, fake_index):
     """The term sets a build stores (and those computed for an index without them) give each
     candidate exactly the agreement its text has with the question: idf-weighted terms and pairs
-    over the chunk, its best sentence and its title, and whether it holds an answer of the kind asked."""
+    over the chunk, its best sentence, its title and its article's candidate chunks together, and
+    whether it holds an answer of the kind asked."""
     from de06qa.backends.embedded import EmbeddedBackend
     from de06qa.locate import has_candidate
     from de06qa.ranking import query_bigrams
@@ -221,6 +222,7 @@ def test_agreement_features_read_from_stored_term_sets_match_the_text(searcher, 
     )  # fmt: skip
     col = {f: RANK_FEATURES.index(f) for f in RANK_FEATURES}
     seen: dict[str, float] = {}
+    gain = 0.0  # the most an article's other candidate chunks add to a chunk's own agreement
     for question in ("Hà Giang có bao nhiêu dịch vụ công toàn trình?", "Khi nào Bến Tre cấp căn cước gắn chip?",
                      "tỷ lệ hồ sơ trực tuyến đạt bao nhiêu phần trăm"):  # fmt: skip
         q = searcher.analyse([question])[0]
@@ -229,12 +231,18 @@ def test_agreement_features_read_from_stored_term_sets_match_the_text(searcher, 
         weight = {t: sum(idf.get(t, 0.0) for u in q.terms if u == t) for t in q.terms}
         total = sum(weight.values()) or 1.0
         pairs = query_bigrams(q)
+        by_article: dict[str, list[int]] = {}
+        for row in c.rows.tolist():
+            by_article.setdefault(data.chunks[row].doc_id, []).append(row)
         for backend in (searcher.backend, computed):
             x = rank_features(q, c, backend.view, idf)
             for i, row in enumerate(c.rows.tolist()):
                 chunk = data.chunks[row]
                 title = set(weight) & backend.view.doc_title_terms[backend.view.chunk_doc[row]]
                 have = set(chunk.folded)
+                # the article's candidate chunks together
+                siblings = by_article[chunk.doc_id]
+                article = set().union(*(data.chunks[r].folded for r in siblings)) & set(weight) | title
                 sentences = [terms_of(s.text) for s in chunk.sentences]
                 expect = {
                     "idf_cover": sum(weight[t] for t in (set(weight) & have) | title) / total,
@@ -248,8 +256,13 @@ def test_agreement_features_read_from_stored_term_sets_match_the_text(searcher, 
                         [sum(t in p for t in pairs) / (len(pairs) or 1) for _, p in sentences], default=0
                     ),
                     "has_kind": float(has_candidate(chunk.text, q.kind)),
+                    "article_cover": sum(weight[t] for t in article) / total,
+                    "article_candidates": np.log1p(len(siblings)),
+                    "crowd": np.log1p(len(by_article)),
                 }
                 for name, value in expect.items():
                     assert x[i, col[name]] == pytest.approx(value, abs=1e-6), (question, row, name)
                     seen[name] = max(seen.get(name, 0.0), value)
-    assert all(v > 0 for v in seen.values()) and len(seen) == 6  # every feature was seen non-zero
+                gain = max(gain, expect["article_cover"] - expect["idf_cover"])
+    assert all(v > 0 for v in seen.values()) and len(seen) == 9  # every feature was seen non-zero
+    assert gain > 0

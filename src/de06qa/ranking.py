@@ -32,7 +32,7 @@ RANK_FEATURES = (
     "dense", "dense_gap", "dense_rrank", "sentence_cos_max", "sentence_cos_gap",
     "idf_cover", "bigram_cover", "sentence_idf_cover", "sentence_bigram_cover", "title_cover", "article_lex_best", "article_dense_best",
     "province_match", "province_mismatch", "first_chunk", "position", "length", "has_kind",
-    "known", "known_x_lex",
+    "known", "known_x_lex", "article_cover", "article_candidates", "crowd",
 )  # fmt: skip
 SENTENCE_FEATURES = (
     "cos", "cos_gap", "idf_cover", "idf_cover_ctx", "bigram_cover", "has_kind", "passage_score",
@@ -114,7 +114,16 @@ def rank_features(q: Query, c: Candidates, view: CorpusView, idf: dict[str, floa
         if q.provinces:
             about = bool(q.provinces & view.doc_provinces[d])
             prov_match[i], prov_mismatch[i] = about, not about
-    idf_cover = ((sets.chunk_hits(c.rows, term_ids) | in_title) @ w) / total
+    chunk_hits = sets.chunk_hits(c.rows, term_ids) | in_title
+    idf_cover = (chunk_hits @ w) / total
+    # Among many articles on the same topic, the one a question was written from holds its other
+    # words too (the person, the place): agreement over the article's candidate chunks together.
+    # Candidates only, so every backend computes it the same way and its cost stays bounded.
+    articles, member = np.unique(docs, return_inverse=True)
+    article_hits = np.zeros((len(articles), len(names)), np.uint8)
+    np.maximum.at(article_hits, member, chunk_hits.astype(np.uint8))
+    article_cover = (article_hits[member] @ w) / total
+    article_candidates = np.bincount(member, minlength=len(articles))[member]
     bigram_cover = (sets.chunk_hits(c.rows, pair_ids) @ pc) / n_pairs
     title_cover = (in_title @ w) / total
     # SQuAD-style questions restate one sentence: agreement with the best single sentence
@@ -154,6 +163,10 @@ def rank_features(q: Query, c: Candidates, view: CorpusView, idf: dict[str, floa
         "has_kind": has_kind,
         "known": np.full(n, known, np.float32),
         "known_x_lex": known * lex_rel,
+        "article_cover": article_cover,
+        "article_candidates": np.log1p(article_candidates),
+        # How crowded the candidates are: a few articles (a small collection) or hundreds.
+        "crowd": np.full(n, math.log1p(len(articles)), np.float32),
     }
     return np.stack([np.asarray(cols[f], np.float32) for f in RANK_FEATURES], axis=1)
 
@@ -285,9 +298,16 @@ class Models:
         }
 
 
-def load_models() -> Models:
+def load_models(refitting: bool = False) -> Models:
+    """The shipped models. `refitting` (eval/fit_ranker.py, after RANK_FEATURES changed): a ranker
+    fitted on other features is replaced by one that scores every candidate 0, as collecting the
+    fitting rows needs candidates and features but no ranking."""
     folder = resources.files("de06qa") / "models"
     d = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
+    if refitting and tuple(d["ranker"]["features"]) != RANK_FEATURES:
+        n = len(RANK_FEATURES)
+        zeros = np.zeros(n, np.float32)
+        d["ranker"] = LinearModel(RANK_FEATURES, zeros, np.ones(n, np.float32), zeros, 0.0).to_dict()
 
     def model(entry: dict[str, Any], features: tuple[str, ...]) -> LinearModel | TreeModel:
         if entry.get("kind") != "lightgbm":
