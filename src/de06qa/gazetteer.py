@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from de06qa.text import fold, unify_tones
+from de06qa.text import fold
 
 # Resolution 202/2025/QH15 (in force 12 June 2025): new province -> the provinces merged into it.
 # The 11 provinces left unchanged map to themselves.
@@ -81,7 +81,7 @@ ALIASES: dict[str, str] = {
 
 
 def _key(name: str) -> str:
-    return " ".join(re.findall(r"\w+", fold(unify_tones(name)).lower()))
+    return " ".join(re.findall(r"\w+", fold(name).lower()))
 
 
 @lru_cache(maxsize=1)
@@ -100,7 +100,7 @@ def find_provinces(text: str) -> list[str]:
     A merged-province name that is also a pre-2025 province ("Tuyên Quang") is reported as itself.
     """
     pat, names = _pattern()
-    folded = fold(unify_tones(text)).lower()
+    folded = fold(text).lower()  # (folding drops tone marks wherever they sit)
     return [names[" ".join(re.findall(r"\w+", m.group(1)))] for m in pat.finditer(folded)]
 
 

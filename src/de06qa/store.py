@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -164,13 +164,15 @@ def build_lock(target: Path) -> Iterator[None]:
 
 class FolderWriter:
     """An index folder written piece by piece (articles, then chunk and sentence lines as they
-    stream, sentence vectors into a file on disk) into a temporary sibling that `finish` swaps
+    stream, sentence vectors appended to their file) into a temporary sibling that `finish` swaps
     in whole, so neither the build nor a crash ever holds or leaves half an index."""
 
     def __init__(self, target: Path, tmp: Path) -> None:
         self.target, self.tmp = target, tmp
         self.chunks = (tmp / "chunks.jsonl").open("w", encoding="utf-8")
         self.sentences = (tmp / "sentences.jsonl").open("w", encoding="utf-8")
+        self.vectors: BinaryIO | None = None  # the sentence vectors' file, once started
+        self._rows = (0, 0)  # sentence vectors written, announced
 
     def articles(self, articles: list[Article], contexts: dict[str, tuple[list[str], list[str]]]) -> None:
         write_jsonl(self.tmp / "articles.jsonl", [_article_record(a, contexts[a.doc_id]) for a in articles])
@@ -186,14 +188,29 @@ class FolderWriter:
             json.dumps({"doc_id": doc_id, "start": start, "end": end}, ensure_ascii=False) + "\n"
         )
 
-    def sentence_vectors(self, n: int, dim: int) -> np.memmap[Any, np.dtype[np.float32]]:
-        """A writable array of the sentence vectors, backed by the file itself (not memory)."""
-        return np.lib.format.open_memmap(self.tmp / "sentences.npy", "w+", np.float32, (n, dim))
+    def start_sentence_vectors(self, n: int, dim: int) -> None:
+        """The sentence vectors' file: `n` rows of `dim` float32, then given in order, in blocks."""
+        self.vectors = (self.tmp / "sentences.npy").open("wb")
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
+        np.lib.format.write_array_header_1_0(self.vectors, {**header, "shape": (n, dim)})
+        self._rows = (0, n)
+
+    def sentence_vector_rows(self, block: np.ndarray) -> None:
+        assert self.vectors is not None, "start_sentence_vectors first"
+        self.vectors.write(np.ascontiguousarray(block, np.float32).tobytes())
+        self._rows = (self._rows[0] + len(block), self._rows[1])
+
+    def end_sentence_vectors(self) -> None:
+        assert self.vectors is not None, "start_sentence_vectors first"
+        self.vectors.close()
+        if self._rows[0] != self._rows[1]:  # (a bug, not an input: the header would lie)
+            raise RuntimeError(f"{self._rows[0]} sentence vectors written, {self._rows[1]} announced")
 
     def close(self) -> None:
-        for f in (self.chunks, self.sentences):
+        for f in (self.chunks, self.sentences, self.vectors):
             try:
-                f.close()
+                if f is not None:
+                    f.close()
             except OSError:  # (a full disk fails the last flush; the folder is removed anyway)
                 pass
 

@@ -177,19 +177,14 @@ def _assemble(
                 for r in p.sentence_records():
                     out.sentence(r["doc_id"], r["start"], r["end"])
             n_sentences = len(kept_sentences) + sum(p.sentences for p in parts)
-            vecs = out.sentence_vectors(n_sentences, dim)
-            at = 0
-            if kept_sentences:
-                old_vecs = store.sentence_vectors(old)
-                for lo in range(0, len(kept_sentences), _ADD_ROWS):
-                    rows = kept_sentences[lo : lo + _ADD_ROWS]
-                    vecs[at : at + len(rows)] = old_vecs[rows]
-                    at += len(rows)
+            # Streamed through memory a block at a time: a mapping of either file would keep
+            # every page it touched resident (~1.5 KB a sentence each) until the end.
+            out.start_sentence_vectors(n_sentences, dim)
+            for lo in range(0, len(kept_sentences), _ADD_ROWS):
+                out.sentence_vector_rows(store.sentence_vectors(old)[kept_sentences[lo : lo + _ADD_ROWS]])
             for p in parts:
-                vecs[at : at + p.sentences] = p.sentence_vectors()
-                at += p.sentences
-            vecs.flush()
-            del vecs
+                out.sentence_vector_rows(p.sentence_vectors())
+            out.end_sentence_vectors()
         with stages("faiss"):
             total = len(kept_rows) + sum(p.chunks for p in parts)
             if previous is not None:
