@@ -13,19 +13,22 @@ Nothing here reads the seeds' question set or a held-out part. Reproduce (≈ 15
     de06qa index seeds --index-dir $D/seeds-index      # only as a collection to ask others' questions of
     .venv/bin/python eval/fit_ranker.py --data $D [--questions 6000] [--crowded DIR]
     .venv/bin/python eval/fit_ranker.py --data $D --only-confidence   # after a new reader (~10 min)
-    .venv/bin/python eval/fit_ranker.py --data $D --crowded DIR --only-ranker   # the shipped ranker (~6 min)
+    .venv/bin/python eval/fit_ranker.py --data $D --crowded DIR --only-ranker   # the shipped ranker (~8 min)
 
 Fitting data: ViQuAD 1.0 train questions (a sample), the ViNewsQA dev questions of the train
 articles and the XQuAD questions (each in Vietnamese and in English) of the train articles, each
 against its own collection's index; with `--crowded DIR`, also DIR/questions.jsonl asked of
 DIR/index, an index where their articles sit among thousands of others (the ranker then learns
-what tells the asked article from others on the same topic; see eval/RESULTS.md for how it is made). Positives for ranking: candidates from the gold
+what tells the asked article from others on the same topic; eval/RESULTS.md, "Ranking among
+distractors", says how the shipped one's was made). Positives for ranking: candidates from the gold
 article holding a gold answer; for the sentence selector: sentences holding a gold answer; for
 confidence: questions asked of their own collection (answerable) against questions asked of the
 other collection and of the bundled seed articles (unanswerable there); its features come from the
 answer path as the product runs it (selector, then reader), so a new reader needs the confidence
 refitted: `--only-confidence` keeps the shipped ranker and selector and refits only it
-(`--rows FILE.npz` keeps the confidence's rows, ~10 min to collect, for a refit in seconds).
+(`--rows FILE.npz` keeps the confidence's rows, ~10 min to collect, for a refit in seconds);
+`--only-ranker` refits only the ranker and keeps the shipped selector and confidence (how the
+shipped ranker-2026.12-1 was made: a full refit with the crowded questions lost answers).
 Model choice: logistic regression and (when installed) LightGBM LambdaRank are both fitted on 80%
 of the fitting questions (split by article) and compared by MRR@10 on the other 20%; the simpler
 (logistic regression) is kept unless LightGBM wins by more than 0.005.
