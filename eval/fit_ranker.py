@@ -202,12 +202,7 @@ def main() -> None:
     vn_q = [q for q in load_questions(args.data / "vn" / "questions.train.jsonl") if q.answerable]
     xq_q = [q for q in load_questions(args.data / "xq" / "questions.train.jsonl") if q.answerable]
     if args.only_confidence:
-        shipped = json.loads(args.out.read_text(encoding="utf-8"))
-        meta = {
-            k: v
-            for k, v in shipped.items()
-            if k not in ("version", "ranker", "sentence", "confidence", "threshold")
-        }
+        meta = _shipped_meta(args.out)
         fit_confidence(args, searchers, seeds, boot.ranker, boot.sentence, vqt_q, vn_q, xq_q, meta, rng)
         return
     fit_sets = {"vqt": vqt_q, "vn": vn_q, "xq": xq_q}
@@ -256,12 +251,7 @@ def main() -> None:
         report["ranker"] = "logistic"
 
     if args.only_ranker:
-        shipped = json.loads(args.out.read_text(encoding="utf-8"))
-        meta = {
-            k: v
-            for k, v in shipped.items()
-            if k not in ("version", "ranker", "sentence", "confidence", "threshold")
-        }
+        meta = _shipped_meta(args.out)
         meta.update(fitted_on=_fitted_on(args), command=_command(args))
         meta["report"].update(report)
         _write(args.out, Models(VERSION, ranker_model, boot.sentence, boot.confidence, boot.threshold), meta)
@@ -382,6 +372,16 @@ def fit_confidence(  # type: ignore[no-untyped-def]
     }
     _write(args.out, Models(VERSION, ranker_model, sentence_model, confidence_model, threshold), meta)
     print(f"confidence in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+
+def _shipped_meta(out: Path) -> dict:  # type: ignore[type-arg]
+    """What the shipped file says of its fit, its models left out (a partial refit keeps it)."""
+    shipped = json.loads(out.read_text(encoding="utf-8"))
+    return {
+        k: v
+        for k, v in shipped.items()
+        if k not in ("version", "ranker", "sentence", "confidence", "threshold")
+    }
 
 
 def _fitted_on(args: argparse.Namespace) -> str:
