@@ -266,3 +266,19 @@ def test_agreement_features_read_from_stored_term_sets_match_the_text(searcher, 
                 gain = max(gain, expect["article_cover"] - expect["idf_cover"])
     assert all(v > 0 for v in seen.values()) and len(seen) == 9  # every feature was seen non-zero
     assert gain > 0
+
+
+def test_kinds_present_is_has_candidate_for_every_kind(searcher):
+    """What a build stores per chunk (each pattern run once) is what the question-time check says."""
+    from de06qa.locate import KIND_PATTERNS, has_candidate, kinds_present
+
+    texts = [c.text for c in searcher.backend.data.chunks] + [
+        "Ông Nguyễn Văn An cho biết năm 2023 tỉnh có 1.214 dịch vụ, đạt 85%, xếp thứ 3, chi 2 tỷ đồng trong 6 tháng.",
+        "Không có con số nào ở đây.",
+    ]
+    seen = set()
+    for text in texts:
+        present = kinds_present(text)
+        assert present == {k for k in KIND_PATTERNS if has_candidate(text, k)}, text
+        seen |= present
+    assert seen == set(KIND_PATTERNS)  # every kind was present somewhere

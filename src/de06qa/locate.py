@@ -27,23 +27,27 @@ KIND_PATTERNS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _found(sentence: str, name: str) -> list[re.Match[str]]:
+    """The candidates of one pattern (figures.PATTERNS, or "person")."""
+    if name == "person":
+        return _names(sentence)
+    found = list(PATTERNS[name].finditer(sentence))
+    if name == "count" and found:
+        # A bare year or a part of a date is rarely the count asked for.
+        dates = [d.span() for d in PATTERNS["date"].finditer(sentence)]
+        found = [
+            m
+            for m in found
+            if not any(a <= m.start() < b for a, b in dates) and not re.fullmatch(r"(19|20)\d\d", m.group())
+        ]
+    return found
+
+
 def _candidates(sentence: str, kind: str | None) -> list[re.Match[str]]:
     if kind is None:
         return []
     for name in KIND_PATTERNS[kind]:
-        if name == "person":
-            found = _names(sentence)
-        else:
-            found = list(PATTERNS[name].finditer(sentence))
-        if name == "count":
-            # A bare year or a part of a date is rarely the count asked for.
-            dates = [d.span() for d in PATTERNS["date"].finditer(sentence)]
-            found = [
-                m
-                for m in found
-                if not any(a <= m.start() < b for a, b in dates)
-                and not re.fullmatch(r"(19|20)\d\d", m.group())
-            ]
+        found = _found(sentence, name)
         if found:
             return found
     return []
@@ -158,3 +162,16 @@ def locate(sentence: str, question: str, kind: str | None) -> tuple[int, int] | 
 
 def has_candidate(sentence: str, kind: str | None) -> bool:
     return bool(_candidates(sentence, kind))
+
+
+def kinds_present(sentence: str) -> frozenset[str]:
+    """Every kind `has_candidate` is true of, each pattern run once (a build asks it of every
+    chunk for every kind: several kinds share the count pattern)."""
+    hits: dict[str, bool] = {}
+
+    def has(name: str) -> bool:
+        if name not in hits:
+            hits[name] = bool(_found(sentence, name))
+        return hits[name]
+
+    return frozenset(kind for kind, names in KIND_PATTERNS.items() if any(has(n) for n in names))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from de06qa.locate import KIND_PATTERNS, has_candidate
+from de06qa.locate import KIND_PATTERNS, kinds_present
 from de06qa.text import fold
 
 _SYLLABLE = re.compile(r"\w+(?:[.,/]\w+)*")
@@ -97,7 +97,8 @@ class TermSetsBuilder:
             self.sentence_ids.extend(self._ids(syllables | pairs))
             self.sentence_ptr.append(len(self.sentence_ids))
         self.sentence_of_chunk.append(len(self.sentence_ptr) - 1)
-        self.kinds.append(sum(1 << i for i, k in enumerate(KINDS) if has_candidate(text, k)))
+        present = kinds_present(text)
+        self.kinds.append(sum(1 << i for i, k in enumerate(KINDS) if k in present))
 
     def copy(self, old: TermSets, rows: np.ndarray) -> None:
         """Append these chunks of an index whose term sets use the same ids (unchanged articles
