@@ -70,13 +70,12 @@ def _rrank(x: np.ndarray) -> np.ndarray:
     return 1.0 / ranks
 
 
-def _group_max(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """For each element, the max of `values` over the elements of its group."""
-    best: dict[int, float] = {}
-    for g, v in zip(groups.tolist(), values.tolist()):
-        if v > best.get(g, -math.inf):
-            best[g] = v
-    return np.array([best[g] for g in groups.tolist()], np.float32)
+def _group_max(values: np.ndarray, member: np.ndarray, groups: int) -> np.ndarray:
+    """For each element, the max of `values` (rows or scalars) over the elements of its group
+    (`member`: each element's group number, of `groups`)."""
+    best = np.full((groups, *values.shape[1:]), -np.inf)
+    np.maximum.at(best, member, values)
+    return np.asarray(best[member])
 
 
 def rank_features(q: Query, c: Candidates, view: CorpusView, idf: dict[str, float]) -> np.ndarray:
@@ -120,9 +119,7 @@ def rank_features(q: Query, c: Candidates, view: CorpusView, idf: dict[str, floa
     # words too (the person, the place): agreement over the article's candidate chunks together.
     # Candidates only, so every backend computes it the same way and its cost stays bounded.
     articles, member = np.unique(docs, return_inverse=True)
-    article_hits = np.zeros((len(articles), len(names)), np.uint8)
-    np.maximum.at(article_hits, member, chunk_hits.astype(np.uint8))
-    article_cover = (article_hits[member] @ w) / total
+    article_cover = (_group_max(chunk_hits.astype(np.float64), member, len(articles)) @ w) / total
     article_candidates = np.bincount(member, minlength=len(articles))[member]
     bigram_cover = (sets.chunk_hits(c.rows, pair_ids) @ pc) / n_pairs
     title_cover = (in_title @ w) / total
@@ -153,8 +150,8 @@ def rank_features(q: Query, c: Candidates, view: CorpusView, idf: dict[str, floa
         "sentence_idf_cover": sent_cover,
         "sentence_bigram_cover": sent_bigram,
         "title_cover": title_cover,
-        "article_lex_best": _group_max(lex_rel, docs),
-        "article_dense_best": _group_max(dense - dense.max(), docs),
+        "article_lex_best": _group_max(lex_rel, member, len(articles)),
+        "article_dense_best": _group_max(dense - dense.max(), member, len(articles)),
         "province_match": prov_match,
         "province_mismatch": prov_mismatch,
         "first_chunk": (view.chunk_position[c.rows] == 0).astype(np.float32),
