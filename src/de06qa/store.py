@@ -172,7 +172,7 @@ class FolderWriter:
         self.chunks = (tmp / "chunks.jsonl").open("w", encoding="utf-8")
         self.sentences = (tmp / "sentences.jsonl").open("w", encoding="utf-8")
         self.vectors: BinaryIO | None = None  # the sentence vectors' file, once started
-        self._rows = (0, 0)  # sentence vectors written, announced
+        self._vectors_end = 0  # its size once every announced row is in
 
     def articles(self, articles: list[Article], contexts: dict[str, tuple[list[str], list[str]]]) -> None:
         write_jsonl(self.tmp / "articles.jsonl", [_article_record(a, contexts[a.doc_id]) for a in articles])
@@ -193,18 +193,20 @@ class FolderWriter:
         self.vectors = (self.tmp / "sentences.npy").open("wb")
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
         np.lib.format.write_array_header_1_0(self.vectors, {**header, "shape": (n, dim)})
-        self._rows = (0, n)
+        self._vectors_end = self.vectors.tell() + n * dim * 4
 
     def sentence_vector_rows(self, block: np.ndarray) -> None:
         assert self.vectors is not None, "start_sentence_vectors first"
         self.vectors.write(np.ascontiguousarray(block, np.float32).tobytes())
-        self._rows = (self._rows[0] + len(block), self._rows[1])
 
     def end_sentence_vectors(self) -> None:
         assert self.vectors is not None, "start_sentence_vectors first"
+        end = self.vectors.tell()
         self.vectors.close()
-        if self._rows[0] != self._rows[1]:  # (a bug, not an input: the header would lie)
-            raise RuntimeError(f"{self._rows[0]} sentence vectors written, {self._rows[1]} announced")
+        if end != self._vectors_end:  # (a bug, not an input: the header would lie)
+            raise RuntimeError(
+                f"sentence vectors end at byte {end}, the header announced {self._vectors_end}"
+            )
 
     def close(self) -> None:
         for f in (self.chunks, self.sentences, self.vectors):
