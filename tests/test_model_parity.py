@@ -85,6 +85,17 @@ def test_builds_embed_passages_in_int8_and_questions_in_fp32(real_settings, seed
     assert not np.array_equal(int8.embed_queries(some), fp32.embed_queries(some))
 
 
+def test_a_build_embeds_on_one_session_per_worker_with_the_same_vectors(real_settings, seed_sentences):
+    one = OnnxEmbedder(real_settings.with_(threads=1), "int8")
+    two = OnnxEmbedder(real_settings.with_(threads=2), "int8")
+    assert (one.workers, two.workers) == (1, 2)
+    some = seed_sentences[:80]
+    a, b = one.embed_passages(some), two.embed_passages(some)
+    assert two._build_sessions is not None and two._build_sessions.qsize() == 2  # two made, both back
+    # the same batches through single-threaded sessions: the same vectors, to rounding
+    assert np.abs(a - b).max() < 1e-5
+
+
 def test_the_tokenizer_cache_gives_the_same_ids_and_is_made_again_when_stale_or_damaged(
     real_settings, seed_sentences, tmp_path
 ):
@@ -117,6 +128,9 @@ def test_the_tokenizer_cache_gives_the_same_ids_and_is_made_again_when_stale_or_
 
 def test_answering_imports_neither_torch_nor_transformers(real_searcher, real_settings):
     """The question path (index load, ONNX model, search) in a fresh interpreter."""
+    # The reader's first use exports it through torch, once per cache: made here, so that the test
+    # does not depend on an earlier test having answered a question.
+    real_searcher.search("Hà Giang có bao nhiêu dịch vụ công toàn trình?")
     code = (
         "import sys; from pathlib import Path; from de06qa.config import Settings;"
         "from de06qa.search import open_searcher;"
