@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from de06qa.embedding import _batched
+from de06qa.embedding import MAX_BUILD_SESSIONS, _batched, build_sessions
 
 
 def _encode_lengths(calls: list[str]):  # type: ignore[no-untyped-def]
@@ -46,3 +46,12 @@ def test_a_failing_batch_fails_the_whole_call_without_waiting_for_the_rest() -> 
     with pytest.raises(RuntimeError, match="out of memory"):
         _batched(encode, ["x"] * 400, 4, 2, None, 2)
     assert len(started) < 20  # the 100 batches were not all run after the failure
+
+
+def test_a_build_runs_a_single_threaded_session_per_core_up_to_a_few_sessions() -> None:
+    assert build_sessions(1) == (1, 1)
+    assert build_sessions(2) == (2, 1)
+    assert build_sessions(MAX_BUILD_SESSIONS) == (MAX_BUILD_SESSIONS, 1)
+    # many cores: a few sessions, each with several threads, so the memory stays that of a few
+    assert build_sessions(4 * MAX_BUILD_SESSIONS) == (MAX_BUILD_SESSIONS, 4)
+    assert build_sessions(MAX_BUILD_SESSIONS + 1) == (MAX_BUILD_SESSIONS, 1)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -20,7 +19,7 @@ from typing import TypeVar
 import numpy as np
 
 from de06qa.config import Settings
-from de06qa.embedding import Embedder, Profile, Progress, create_embedder
+from de06qa.embedding import Embedder, Profile, Progress, available_cores, create_embedder
 from de06qa.errors import ClusterUnavailable, De06qaError
 
 # Texts per task: big enough that a task's overhead (~ms) is small against embedding it (~seconds),
@@ -126,7 +125,7 @@ def cluster_embedder(
         return
     n = workers or 1
     # One ONNX Runtime thread pool per worker: together they use the cores once, not n times over.
-    per_worker = replace(settings, threads=max(1, math.floor((os.cpu_count() or 1) / n)))
+    per_worker = replace(settings, threads=max(1, math.floor(available_cores() / n)))
     with (
         _quiet("distributed"),
         LocalCluster(  # type: ignore[no-untyped-call]

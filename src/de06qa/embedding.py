@@ -219,6 +219,27 @@ class _BatchEncoder:
         return _batched(self._encode, prepared, self.batch_size, self.dim)
 
 
+# Sessions a build runs at most: each holds its own arena and view of the weights (~150 MB); on a
+# machine with more cores than this, each session gets several threads instead.
+MAX_BUILD_SESSIONS = 4
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system says, as in a container
+    pinned to some of a host's cores), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def build_sessions(cores: int) -> tuple[int, int]:
+    """(sessions, threads each) for a build on `cores` cores: one single-threaded session per core,
+    up to MAX_BUILD_SESSIONS."""
+    sessions = max(1, min(cores, MAX_BUILD_SESSIONS))
+    return sessions, max(1, cores // sessions)
+
+
 class OnnxEmbedder(_BatchEncoder):
     """The model's ONNX file run by ONNX Runtime, tokenised by `tokenizers`; pooling and L2
     normalisation as the model's sentence-transformers config says (mean or CLS).
@@ -229,9 +250,9 @@ class OnnxEmbedder(_BatchEncoder):
     compare them).
 
     A question runs on one session with a thread per core (one text: the threads share its work).
-    A build runs one single-threaded session per core, each on its own batches: on 2 cores, two
-    such sessions embed passages 1.4x and sentences 1.8x as fast as one session with two threads,
-    whose threads wait on each other at every operator of a small batch (eval/RESULTS.md, "Builds")."""
+    A build runs one single-threaded session per core (`build_sessions`), each on its own batches:
+    the two threads of one session wait on each other at every operator of a small batch, and on 2
+    cores a build of 2,500 news articles took 564 s instead of 744 s (eval/RESULTS.md, "Builds")."""
 
     def __init__(self, settings: Settings, precision: str | None = None) -> None:
         self.precision = precision or settings.precision
@@ -243,7 +264,7 @@ class OnnxEmbedder(_BatchEncoder):
         self.profile = profile_for(settings.model)
         self.runtime = f"onnx-{self.build_precision}"  # what the index's vectors are
         self.batch_size = settings.embed_batch_size
-        self.workers = settings.threads or os.cpu_count() or 1
+        self.workers, self._build_threads = build_sessions(settings.threads or available_cores())
         self._settings = settings
         self._state: tuple[Any, str, int] | None = None
         self._sessions: dict[str, Any] = {}
@@ -303,7 +324,7 @@ class OnnxEmbedder(_BatchEncoder):
                     path = export_onnx(self._settings) / "onnx" / ONNX_FILES[self.build_precision]
                     free: queue.SimpleQueue[Any] = queue.SimpleQueue()
                     for _ in range(self.workers):
-                        free.put(onnx_runtime.session(path, threads=1))
+                        free.put(onnx_runtime.session(path, threads=self._build_threads))
                     self._build_sessions = free
         session = self._build_sessions.get()
         try:
