@@ -49,7 +49,7 @@ def main() -> None:
     want = sorted(p.stem for p in args.corpus.iterdir() if p.is_file() and p.stem in docs)
     chunks, sentences = rows_by_doc(args.src / "chunks.jsonl"), rows_by_doc(args.src / "sentences.jsonl")
     vectors = DenseIndex.load(args.src).vectors()
-    sentence_vectors = np.load(args.src / "sentences.npy", mmap_mode="r")
+    sentence_vectors = store.sentence_vectors(args.src)
     for b in range(0, len(want), BATCH):
         batch = want[b : b + BATCH]
         cs = [x for d in batch for x in chunks.get(d, [])]

@@ -295,11 +295,15 @@ class OnnxEmbedder(_BatchEncoder):
         dim = dim or int(self._session(self.precision, folder).get_outputs()[0].shape[-1] or 0)
         return tok, mode, dim
 
+    def _file(self, precision: str, folder: Path | None = None) -> Path:
+        return (folder or export_onnx(self._settings)) / "onnx" / ONNX_FILES[precision]
+
     def _session(self, precision: str, folder: Path | None = None) -> Any:
         got = self._sessions.get(precision)
         if got is None:
-            path = (folder or export_onnx(self._settings)) / "onnx" / ONNX_FILES[precision]
-            got = self._sessions[precision] = onnx_runtime.session(path, self._settings.threads)
+            got = self._sessions[precision] = onnx_runtime.session(
+                self._file(precision, folder), self._settings.threads
+            )
         return got
 
     @property
@@ -321,7 +325,7 @@ class OnnxEmbedder(_BatchEncoder):
         if self._build_sessions is None:
             with self._lock:
                 if self._build_sessions is None:
-                    path = export_onnx(self._settings) / "onnx" / ONNX_FILES[self.build_precision]
+                    path = self._file(self.build_precision)
                     free: queue.SimpleQueue[Any] = queue.SimpleQueue()
                     for _ in range(self.workers):
                         free.put(onnx_runtime.session(path, threads=self._build_threads))
