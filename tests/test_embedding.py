@@ -1,7 +1,11 @@
 """Batching in the embedder (unit: a fake encoder; the real model's runs are in test_model_parity)."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,3 +59,27 @@ def test_a_build_runs_a_single_threaded_session_per_core_up_to_a_few_sessions() 
     # many cores: a few sessions, each with several threads, so the memory stays that of a few
     assert build_sessions(4 * MAX_BUILD_SESSIONS) == (MAX_BUILD_SESSIONS, 4)
     assert build_sessions(MAX_BUILD_SESSIONS + 1) == (MAX_BUILD_SESSIONS, 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
+def test_a_session_left_to_its_default_runs_a_thread_per_core_the_process_may_use(tmp_path: Path) -> None:
+    """A container pinned to one of a host's cores: the session's threads follow the pinning (ONNX
+    Runtime's own count may be the host's cores), in a real process on a real ONNX file."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )  # fmt: skip
+    path = tmp_path / "identity.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    code = (
+        "import os, sys; from pathlib import Path; from de06qa import onnx_runtime\n"
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "print(onnx_runtime.session(Path(sys.argv[1])).get_session_options().intra_op_num_threads,"
+        " onnx_runtime.session(Path(sys.argv[1]), 3).get_session_options().intra_op_num_threads)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "3"]

@@ -19,8 +19,9 @@ from typing import TypeVar
 import numpy as np
 
 from de06qa.config import Settings
-from de06qa.embedding import Embedder, Profile, Progress, available_cores, create_embedder
+from de06qa.embedding import Embedder, Profile, Progress, create_embedder
 from de06qa.errors import ClusterUnavailable, De06qaError
+from de06qa.onnx_runtime import available_cores
 
 # Texts per task: big enough that a task's overhead (~ms) is small against embedding it (~seconds),
 # small enough that progress moves and workers finish together.

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -224,15 +223,6 @@ class _BatchEncoder:
 MAX_BUILD_SESSIONS = 4
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system says, as in a container
-    pinned to some of a host's cores), else all."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def build_sessions(cores: int) -> tuple[int, int]:
     """(sessions, threads each) for a build on `cores` cores: one single-threaded session per core,
     up to MAX_BUILD_SESSIONS."""
@@ -264,7 +254,7 @@ class OnnxEmbedder(_BatchEncoder):
         self.profile = profile_for(settings.model)
         self.runtime = f"onnx-{self.build_precision}"  # what the index's vectors are
         self.batch_size = settings.embed_batch_size
-        self.workers, self._build_threads = build_sessions(settings.threads or available_cores())
+        self.workers, self._build_threads = build_sessions(settings.threads or onnx_runtime.available_cores())
         self._settings = settings
         self._state: tuple[Any, str, int] | None = None
         self._sessions: dict[str, Any] = {}

@@ -28,8 +28,19 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system says, as in a container
+    pinned to some of a host's cores), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def session(path: Path, threads: int = 0, spin: bool = True) -> Any:
-    """An ONNX Runtime session on the CPU, quiet; `threads` per inference (0: one per core).
+    """An ONNX Runtime session on the CPU, quiet; `threads` per inference (0: one per core this
+    process may run on; said explicitly, since ONNX Runtime's own count can be the host's cores in
+    a container pinned to fewer, and threads beyond the pinned cores only wait on each other).
     `spin=False` lets its threads sleep between runs instead of busy-waiting: for a session that
     runs once per question beside another one (the reader), whose spinning would slow the other."""
     import onnxruntime as ort
@@ -37,8 +48,7 @@ def session(path: Path, threads: int = 0, spin: bool = True) -> Any:
     quiet()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
+    opts.intra_op_num_threads = threads or available_cores()
     if not spin:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
