@@ -1,4 +1,5 @@
-"""Batching in the embedder (unit: a fake encoder; the real model's runs are in test_model_parity)."""
+"""Batching in the embedder (unit: a fake encoder; the real model's runs are in test_model_parity), and
+how many threads a build's and a question's ONNX Runtime sessions get."""
 
 import os
 import subprocess
